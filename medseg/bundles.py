@@ -1,0 +1,173 @@
+"""Find MONAI bundles and run their config workflows with medseg's overrides.
+
+A bundle is a folder in the MONAI model-zoo layout (``configs/``, ``models/``, ``docs/``). Its JSON
+configs are the single source of truth: medseg only hands them overrides (data lists, output
+folders, device, weights) and runs them through :class:`monai.bundle.ConfigWorkflow`.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from functools import cached_property
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from medseg.errors import MedsegError
+
+if TYPE_CHECKING:
+    from monai.bundle import ConfigWorkflow
+
+# Bundles shipped with medseg live at the top of the repository, beside the package.
+BUILTIN_BUNDLES = Path(__file__).resolve().parent.parent / "bundles"
+# A user's own bundles, found by name like the built-in ones.
+USER_BUNDLES = Path.home() / ".medseg" / "bundles"
+
+
+@dataclass(frozen=True)
+class Label:
+    """One output label of a bundle.
+
+    Args:
+        value: voxel value in the mask.
+        name: label name from ``channel_def``.
+        color: RGB colour (0-255), or None where the metadata gives none.
+    """
+
+    value: int
+    name: str
+    color: tuple[int, int, int] | None
+
+
+@dataclass(frozen=True)
+class Bundle:
+    """A bundle folder."""
+
+    root: Path
+
+    @property
+    def name(self) -> str:
+        """The folder name, which is also how the CLI refers to the bundle."""
+        return self.root.name
+
+    def config(self, name: str) -> Path:
+        """Path of ``configs/<name>.json``; raises if the bundle has no such config."""
+        path = self.root / "configs" / f"{name}.json"
+        if not path.is_file():
+            raise MedsegError(f"bundle {self.name!r} has no configs/{name}.json", self.root)
+        return path
+
+    @cached_property
+    def metadata(self) -> dict[str, Any]:
+        """The parsed ``configs/metadata.json``."""
+        path = self.config("metadata")
+        try:
+            return json.loads(path.read_text(encoding="utf-8"))
+        except (OSError, json.JSONDecodeError) as error:
+            raise MedsegError(f"cannot read bundle metadata: {error}", path) from None
+
+    @property
+    def _pred_format(self) -> dict[str, Any]:
+        return self.metadata.get("network_data_format", {}).get("outputs", {}).get("pred", {})
+
+    @property
+    def labels(self) -> list[Label]:
+        """Output labels, background first, from ``outputs.pred.channel_def`` and ``channel_colors``."""
+        colors = self._pred_format.get("channel_colors", {})
+        return [
+            Label(int(value), str(name), tuple(colors[value]) if value in colors else None)
+            for value, name in sorted(
+                self._pred_format.get("channel_def", {}).items(), key=lambda kv: int(kv[0])
+            )
+        ]
+
+    @property
+    def input_channels(self) -> int:
+        """Channels the network expects (``inputs.image.num_channels``)."""
+        image = self.metadata.get("network_data_format", {}).get("inputs", {}).get("image", {})
+        return int(image.get("num_channels", 1))
+
+    @property
+    def weights(self) -> Path:
+        """The shipped weights file, ``models/model.pt`` (it may be absent)."""
+        return self.root / "models" / "model.pt"
+
+
+def _candidates() -> list[Path]:
+    return [folder for folder in (BUILTIN_BUNDLES, USER_BUNDLES) if folder.is_dir()]
+
+
+def list_bundles() -> list[Bundle]:
+    """Every bundle in the built-in and user bundle folders, sorted by name."""
+    found = {
+        path.name: Bundle(path)
+        for folder in reversed(_candidates())
+        for path in folder.iterdir()
+        if (path / "configs" / "metadata.json").is_file()
+    }
+    return [found[name] for name in sorted(found)]
+
+
+def find_bundle(name_or_path: str | Path) -> Bundle:
+    """A bundle by name (built-in first, then ``~/.medseg/bundles``) or by folder path.
+
+    Raises:
+        MedsegError: when nothing matches; the message lists the bundles that exist.
+    """
+    path = Path(name_or_path)
+    if (path / "configs" / "metadata.json").is_file():
+        return Bundle(path.resolve())
+    for folder in _candidates():
+        if (folder / str(name_or_path) / "configs" / "metadata.json").is_file():
+            return Bundle(folder / str(name_or_path))
+    known = ", ".join(b.name for b in list_bundles()) or "none"
+    raise MedsegError(f"unknown bundle {str(name_or_path)!r} (available: {known})")
+
+
+def load_workflow(
+    bundle: Bundle,
+    configs: Sequence[str],
+    *,
+    workflow_type: str | None,
+    overrides: Mapping[str, Any],
+    quiet: bool = False,
+) -> ConfigWorkflow:
+    """Build a bundle's config workflow, not yet initialised.
+
+    Args:
+        bundle: the bundle.
+        configs: config names merged in order, e.g. ``["train"]`` or ``["train", "evaluate"]``.
+        workflow_type: ``"train"``, ``"infer"`` or None, for MONAI's property checks.
+        overrides: config id to value (``{"train#trainer#max_epochs": 2}``); values are plain JSON
+            values, config dicts (``{"_target_": ...}``) or ``"$expressions"``.
+        quiet: leave the bundle's ``logging.conf`` unapplied (no per-iteration log lines).
+    """
+    from monai.bundle import ConfigWorkflow
+
+    if quiet:  # MONAI warns that logging is skipped; here that is the point
+        logging.getLogger("monai.bundle.workflows").setLevel(logging.ERROR)
+    logging_file: str | bool = False if quiet else str(bundle.root / "configs" / "logging.conf")
+    return ConfigWorkflow(
+        config_file=[str(bundle.config(name)) for name in configs],
+        meta_file=str(bundle.config("metadata")),
+        logging_file=logging_file,
+        workflow_type=workflow_type,
+        bundle_root=str(bundle.root),
+        **dict(overrides),
+    )
+
+
+def append_to(workflow: ConfigWorkflow, config_id: str, items: Sequence[Any]) -> None:
+    """Append config items (e.g. handlers) to a list in the workflow's config."""
+    workflow.parser[config_id] = [*workflow.parser[config_id], *items]
+
+
+def run_workflow(workflow: ConfigWorkflow) -> None:
+    """Initialise, run and finalise a workflow."""
+    workflow.initialize()
+    try:
+        workflow.run()
+    finally:
+        workflow.finalize()

@@ -1,0 +1,220 @@
+"""The ``medseg`` command line. Thin by design: parse options, call the module that does the work.
+
+Heavy imports (MONAI, torch) happen inside the commands, so ``medseg --help`` and argument errors
+answer at once.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+
+from medseg.errors import MedsegError
+
+app = typer.Typer(
+    help="Medical image segmentation on MONAI: train, infer and ship bundles; masks that open in 3D Slicer.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+)
+sample_data = typer.Typer(help="Write embedded sample datasets (MSD layout).", no_args_is_help=True)
+app.add_typer(sample_data, name="sample-data")
+
+OverrideOpt = Annotated[
+    list[str] | None,
+    typer.Option(
+        "--override", help="Config override KEY=VALUE (repeatable), e.g. overlap=0.25; VALUE is JSON or text."
+    ),
+]
+BundleArg = Annotated[
+    str, typer.Argument(help="Bundle name (see `medseg bundles`) or path to a bundle folder.")
+]
+DeviceOpt = Annotated[str, typer.Option("--device", help="auto, cpu, cuda or cuda:N.")]
+WeightsOpt = Annotated[
+    Path | None, typer.Option("--weights", help="Weights file (default: the bundle's models/model.pt).")
+]
+
+
+def _parse_overrides(pairs: list[str]) -> dict[str, Any]:
+    overrides: dict[str, Any] = {}
+    for pair in pairs:
+        key, sep, value = pair.partition("=")
+        if not sep or not key:
+            raise MedsegError(f"--override needs KEY=VALUE, got {pair!r}")
+        try:
+            overrides[key] = json.loads(value)
+        except json.JSONDecodeError:
+            overrides[key] = value
+    return overrides
+
+
+@app.command("bundles")
+def bundles_command() -> None:
+    """List the available bundles with their labels and whether trained weights are present."""
+    from medseg.bundles import list_bundles
+
+    found = list_bundles()
+    if not found:
+        typer.echo("no bundles found")
+        return
+    for bundle in found:
+        labels = ", ".join(f"{label.value}={label.name}" for label in bundle.labels)
+        weights = bundle.weights
+        status = f"weights {weights.stat().st_size / 1e6:.1f} MB" if weights.is_file() else "no weights"
+        typer.echo(f"{bundle.name:<24} {status:<18} labels: {labels}")
+
+
+@sample_data.command("ct")
+def sample_ct(
+    directory: Annotated[Path, typer.Argument(help="Output folder (must not exist, or be empty).")],
+    cases: Annotated[int, typer.Option(help="Number of training cases.")] = 20,
+    test_cases: Annotated[int | None, typer.Option(help="Number of test cases (default: a quarter).")] = None,
+    seed: Annotated[int, typer.Option(help="Dataset seed; the same seed gives the same voxels.")] = 0,
+    preset: Annotated[
+        str, typer.Option(help="Grid preset: clinical (0.6-0.9 mm, 1-5 mm slices) or small.")
+    ] = "clinical",
+) -> None:
+    """Write a synthetic abdominal CT dataset with liver and tumour labels (MSD layout)."""
+    from tqdm import tqdm
+
+    from medseg.data.samples import write_ct_dataset
+
+    total = cases + (max(1, cases // 4) if test_cases is None else test_cases)
+    with tqdm(total=total, desc="synthetic CT cases", unit="case") as bar:
+        write_ct_dataset(
+            directory,
+            cases=cases,
+            test_cases=test_cases,
+            seed=seed,
+            preset=preset,
+            progress=lambda n: bar.update(1),
+        )
+    typer.echo(f"wrote {total} cases to {directory}")
+
+
+@app.command("train")
+def train_command(
+    bundle: BundleArg,
+    data: Annotated[Path, typer.Option("--data", help="Dataset folder (MSD layout with dataset.json).")],
+    epochs: Annotated[int | None, typer.Option(help="Number of epochs (default: the bundle's).")] = None,
+    device: DeviceOpt = "auto",
+    output: Annotated[Path | None, typer.Option(help="Run folder (default: runs/<bundle>-<time>).")] = None,
+    weights: Annotated[
+        Path | None, typer.Option("--weights", help="Start from these weights (fine-tune).")
+    ] = None,
+    override: OverrideOpt = None,
+) -> None:
+    """Train a bundle on a dataset through its train.json."""
+    from medseg.bundles import find_bundle
+    from medseg.training.run import train
+
+    result = train(
+        find_bundle(bundle),
+        data,
+        output=output,
+        epochs=epochs,
+        device=device,
+        init_weights=weights,
+        overrides=_parse_overrides(override or []),
+    )
+    typer.echo(f"best weights: {result.best_weights}\nper-epoch history: {result.history}")
+
+
+@app.command("infer")
+def infer_command(
+    bundle: BundleArg,
+    inputs: Annotated[list[Path], typer.Argument(help="Scans to segment (NIfTI .nii or .nii.gz).")],
+    output: Annotated[
+        Path, typer.Option("--output", "-o", help="Output folder for <name>_seg.nii.gz masks.")
+    ],
+    weights: WeightsOpt = None,
+    device: DeviceOpt = "auto",
+    override: OverrideOpt = None,
+) -> None:
+    """Segment scans; writes OUTDIR/<name>_seg.nii.gz (uint8, on the scan's own grid)."""
+    from medseg.bundles import find_bundle
+    from medseg.inference.predict import segment
+
+    masks = segment(
+        find_bundle(bundle),
+        inputs,
+        output,
+        weights=weights,
+        device=device,
+        overrides=_parse_overrides(override or []),
+    )
+    for mask in masks:
+        typer.echo(f"wrote {mask}")
+
+
+@app.command("evaluate")
+def evaluate_command(
+    bundle: BundleArg,
+    data: Annotated[Path, typer.Option("--data", help="Dataset folder with labels.")],
+    output: Annotated[
+        Path, typer.Option("--output", "-o", help="Output folder for masks and metrics.csv.")
+    ] = Path("evaluation"),
+    weights: WeightsOpt = None,
+    device: DeviceOpt = "auto",
+) -> None:
+    """Segment a dataset's labelled cases and print per-case Dice and HD95 with their means."""
+    from medseg.bundles import find_bundle
+    from medseg.evaluation import evaluate
+    from medseg.report import dice_table
+
+    found = find_bundle(bundle)
+    results = evaluate(found, data, output, weights=weights, device=device)
+    typer.echo(dice_table(results, [label.name for label in found.labels if label.value]))
+    typer.echo(f"per-case metrics: {output / 'metrics.csv'}")
+
+
+@app.command("demo")
+def demo_command(
+    output: Annotated[Path, typer.Option(help="Folder for the demo's data, model and masks.")] = Path(
+        "demo_output"
+    ),
+    epochs: Annotated[int, typer.Option(help="Fine-tuning epochs.")] = 2,
+    device: DeviceOpt = "auto",
+) -> None:
+    """The whole job on embedded data: sample CT, train briefly, segment, score, open in Slicer."""
+    from medseg.demo import run_demo
+
+    run_demo(output, epochs=epochs, device=device)
+
+
+@app.callback()
+def _main(
+    debug: Annotated[bool, typer.Option("--debug", help="Show full tracebacks on errors.")] = False,
+) -> None:
+    """Options that apply to every command (read in :func:`main`)."""
+
+
+def main() -> None:
+    """Console entry point: run the app, turning medseg errors into one line and exit status 1."""
+    debug = "--debug" in sys.argv[1:]
+    try:
+        app(standalone_mode=False)
+    except MedsegError as error:
+        if debug:
+            raise
+        typer.echo(f"error: {error}", err=True)
+        sys.exit(1)
+    except KeyboardInterrupt:
+        typer.echo("interrupted", err=True)
+        sys.exit(130)
+    except Exception as error:  # a usage error, or an unexpected failure deep in a library
+        import click
+
+        if isinstance(error, click.ClickException):
+            error.show()
+            sys.exit(error.exit_code)
+        if debug:
+            raise
+        typer.echo(
+            f"error: unexpected {type(error).__name__}: {error} (run with --debug for details)", err=True
+        )
+        sys.exit(1)

@@ -1,0 +1,24 @@
+"""The one exception type medseg raises for problems a user can fix."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+
+class MedsegError(Exception):
+    """A user-facing error: one line that names the file (when there is one) and the problem.
+
+    The CLI prints ``str(error)`` and exits with status 1; it never shows a traceback for this type.
+
+    Args:
+        problem: what is wrong, in words a user can act on.
+        path: the file or folder the problem is about, if any.
+    """
+
+    def __init__(self, problem: str, path: str | Path | None = None) -> None:
+        self.problem = problem
+        self.path = None if path is None else Path(path)
+        super().__init__(str(self))
+
+    def __str__(self) -> str:
+        return f"{self.path}: {self.problem}" if self.path is not None else self.problem

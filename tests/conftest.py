@@ -1,0 +1,41 @@
+"""Shared fixtures: small synthetic datasets and a tiny trained model, made once per session."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from medseg.bundles import Bundle, find_bundle
+from medseg.data.samples import write_ct_dataset
+
+# Bundle overrides that make the CT bundle cheap enough for unit tests: coarse voxels, small patches.
+TINY = {"spacing": [6.0, 6.0, 6.0], "patch_size": [32, 32, 32], "num_workers": 0}
+
+
+@pytest.fixture(scope="session")
+def ct_bundle() -> Bundle:
+    return find_bundle("ct_liver_tumour_3d")
+
+
+@pytest.fixture(scope="session")
+def small_ct(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A 6 + 2 case synthetic CT dataset on the coarse ``small`` grid."""
+    root = tmp_path_factory.mktemp("data") / "small_ct"
+    return write_ct_dataset(root, cases=6, test_cases=2, seed=7, preset="small", workers=1)
+
+
+@pytest.fixture(scope="session")
+def tiny_run(tmp_path_factory: pytest.TempPathFactory, ct_bundle: Bundle, small_ct: Path):
+    """A short training run of the CT bundle on ``small_ct`` through ``medseg train``'s code path."""
+    from medseg.training.run import train
+
+    output = tmp_path_factory.mktemp("runs") / "tiny"
+    return train(
+        ct_bundle,
+        small_ct,
+        output=output,
+        epochs=10,
+        device="cpu",
+        overrides={**TINY, "val_interval": 1, "cache_rate": 1.0},
+    )

@@ -1,0 +1,89 @@
+"""Bad input: one clear line on stderr, exit status 1, no traceback, nothing written."""
+
+import gzip
+import subprocess
+import sys
+
+import nibabel as nib
+import numpy as np
+import pytest
+
+
+def medseg(*args):
+    return subprocess.run([sys.executable, "-m", "medseg", *map(str, args)], capture_output=True, text=True)
+
+
+def assert_one_line_error(result, *fragments):
+    assert result.returncode == 1, result.stderr
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1, result.stderr
+    assert lines[0].startswith("error: ")
+    assert "Traceback" not in result.stderr + result.stdout
+    for fragment in fragments:
+        assert fragment in lines[0]
+
+
+@pytest.fixture()
+def scan(small_ct):
+    return small_ct / "imagesTs" / "liver_006.nii.gz"
+
+
+def test_unknown_bundle(tmp_path, scan):
+    result = medseg("infer", "no_such_bundle", scan, "-o", tmp_path / "out")
+    assert_one_line_error(result, "unknown bundle 'no_such_bundle'", "ct_liver_tumour_3d")
+    assert not (tmp_path / "out").exists()
+
+
+def test_missing_input(tmp_path):
+    missing = tmp_path / "nowhere.nii.gz"
+    result = medseg("infer", "ct_liver_tumour_3d", missing, "-o", tmp_path / "out")
+    assert_one_line_error(result, str(missing), "file not found")
+    assert not (tmp_path / "out").exists()
+
+
+def test_corrupt_nifti(tmp_path):
+    corrupt = tmp_path / "corrupt.nii.gz"
+    corrupt.write_bytes(gzip.compress(b"this is not a NIfTI header" * 20))
+    result = medseg("infer", "ct_liver_tumour_3d", corrupt, "-o", tmp_path / "out")
+    assert_one_line_error(result, str(corrupt), "cannot read NIfTI")
+    assert not (tmp_path / "out").exists()
+
+
+def test_truncated_nifti(tmp_path, scan):
+    truncated = tmp_path / "truncated.nii.gz"
+    truncated.write_bytes(scan.read_bytes()[: scan.stat().st_size // 2])
+    result = medseg("infer", "ct_liver_tumour_3d", truncated, "-o", tmp_path / "out")
+    assert_one_line_error(result, str(truncated), "cannot read NIfTI")
+    assert not (tmp_path / "out").exists()
+
+
+def test_4d_file_for_a_3d_bundle(tmp_path):
+    four_d = tmp_path / "timeseries.nii.gz"
+    nib.save(nib.Nifti1Image(np.zeros((8, 8, 8, 3), np.int16), np.eye(4)), four_d)
+    result = medseg("infer", "ct_liver_tumour_3d", four_d, "-o", tmp_path / "out")
+    assert_one_line_error(result, str(four_d), "8 x 8 x 8 x 3", "expects a 3D scan")
+    assert not (tmp_path / "out").exists()
+
+
+def test_existing_output_folder_is_left_as_it_was(tmp_path):
+    out = tmp_path / "out"
+    out.mkdir()
+    (out / "earlier_seg.nii.gz").write_bytes(b"keep")
+    result = medseg("infer", "ct_liver_tumour_3d", tmp_path / "missing.nii.gz", "-o", out)
+    assert result.returncode == 1
+    assert [p.name for p in out.iterdir()] == ["earlier_seg.nii.gz"]
+
+
+def test_pickled_checkpoint_is_refused(tmp_path, scan):
+    import torch
+
+    weights = tmp_path / "pickled.pt"
+    torch.save({"model": object()}, weights)
+    result = medseg("infer", "ct_liver_tumour_3d", scan, "-o", tmp_path / "out", "--weights", weights)
+    assert_one_line_error(result, str(weights), "pickled")
+    assert not (tmp_path / "out").exists()
+
+
+def test_help_is_instant():
+    result = medseg("--help")
+    assert result.returncode == 0 and "infer" in result.stdout
