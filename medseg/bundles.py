@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import logging
+import shutil
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from functools import cached_property
@@ -78,9 +79,7 @@ class Bundle:
         colors = self._pred_format.get("channel_colors", {})
         return [
             Label(int(value), str(name), tuple(colors[value]) if value in colors else None)
-            for value, name in sorted(
-                self._pred_format.get("channel_def", {}).items(), key=lambda kv: int(kv[0])
-            )
+            for value, name in sorted(self._pred_format.get("channel_def", {}).items(), key=lambda kv: int(kv[0]))
         ]
 
     @property
@@ -124,6 +123,34 @@ def find_bundle(name_or_path: str | Path) -> Bundle:
             return Bundle(folder / str(name_or_path))
     known = ", ".join(b.name for b in list_bundles()) or "none"
     raise MedsegError(f"unknown bundle {str(name_or_path)!r} (available: {known})")
+
+
+def derive_bundle(source: Bundle, target: Path, values: Mapping[str, Any]) -> Bundle:
+    """Copy a bundle's configs, docs and code (not its weights) into ``target``, setting config values.
+
+    ``values`` replace top-level config keys of the same name, in every config that has them; this is
+    how a training run's settings (target spacing, patch size, intensities) travel with its weights.
+    """
+    target.mkdir(parents=True, exist_ok=True)
+    for item in source.root.iterdir():
+        if item.name in {"models", "eval"} or item.name.startswith("."):
+            continue
+        copy = shutil.copytree if item.is_dir() else shutil.copy2
+        copy(item, target / item.name)
+    (target / "models").mkdir(exist_ok=True)
+    for config_path in (target / "configs").glob("*.json"):
+        config = json.loads(config_path.read_text(encoding="utf-8"))
+        if config_path.name == "metadata.json" or not (keys := set(values) & set(config)):
+            continue
+        config.update({key: values[key] for key in keys})
+        config_path.write_text(json.dumps(config, indent=4) + "\n", encoding="utf-8")
+    return Bundle(target)
+
+
+def top_level_values(bundle: Bundle, config: str, keys: Sequence[str]) -> dict[str, Any]:
+    """The values of some top-level keys of one config (those it has)."""
+    content = json.loads(bundle.config(config).read_text(encoding="utf-8"))
+    return {key: content[key] for key in keys if key in content}
 
 
 def load_workflow(

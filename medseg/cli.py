@@ -30,9 +30,7 @@ OverrideOpt = Annotated[
         "--override", help="Config override KEY=VALUE (repeatable), e.g. overlap=0.25; VALUE is JSON or text."
     ),
 ]
-BundleArg = Annotated[
-    str, typer.Argument(help="Bundle name (see `medseg bundles`) or path to a bundle folder.")
-]
+BundleArg = Annotated[str, typer.Argument(help="Bundle name (see `medseg bundles`) or path to a bundle folder.")]
 DeviceOpt = Annotated[str, typer.Option("--device", help="auto, cpu, cuda or cuda:N.")]
 WeightsOpt = Annotated[
     Path | None, typer.Option("--weights", help="Weights file (default: the bundle's models/model.pt).")
@@ -96,6 +94,23 @@ def sample_ct(
     typer.echo(f"wrote {total} cases to {directory}")
 
 
+@app.command("check-dataset")
+def check_dataset_command(
+    data: Annotated[Path, typer.Argument(help="Dataset folder (MSD, nnU-Net, images/ + labels/, case_seg) or CSV.")],
+    bundle: Annotated[
+        str | None, typer.Option(help="Check labels and channels against this bundle instead of the dataset's own.")
+    ] = None,
+    fingerprint_file: Annotated[
+        Path | None, typer.Option("--fingerprint", help="Also write the fingerprint to this JSON file.")
+    ] = None,
+) -> None:
+    """Validate a dataset: one line per problem, a summary table and the fingerprint; exit 1 on errors."""
+    from medseg.data.report import check_and_describe
+
+    if not check_and_describe(data, bundle, fingerprint_file, say=typer.echo):
+        raise typer.Exit(1)
+
+
 @app.command("train")
 def train_command(
     bundle: BundleArg,
@@ -103,12 +118,18 @@ def train_command(
     epochs: Annotated[int | None, typer.Option(help="Number of epochs (default: the bundle's).")] = None,
     device: DeviceOpt = "auto",
     output: Annotated[Path | None, typer.Option(help="Run folder (default: runs/<bundle>-<time>).")] = None,
-    weights: Annotated[
-        Path | None, typer.Option("--weights", help="Start from these weights (fine-tune).")
+    weights: Annotated[Path | None, typer.Option("--weights", help="Start from these weights (fine-tune).")] = None,
+    fold: Annotated[int, typer.Option(help="Cross-validation fold (splits.json of the dataset or the run).")] = 0,
+    presets: Annotated[
+        str,
+        typer.Option(help="Spacing, patch, CT intensities from: fingerprint, bundle, or auto (bundle if fine-tuning)."),
+    ] = "auto",
+    cache_memory: Annotated[
+        float | None, typer.Option(help="GB of RAM for caching preprocessed cases (default: half the free memory).")
     ] = None,
     override: OverrideOpt = None,
 ) -> None:
-    """Train a bundle on a dataset through its train.json."""
+    """Train a bundle on a dataset through its train.json; the run folder becomes a bundle."""
     from medseg.bundles import find_bundle
     from medseg.training.run import train
 
@@ -118,19 +139,22 @@ def train_command(
         output=output,
         epochs=epochs,
         device=device,
+        fold=fold,
         init_weights=weights,
+        presets=presets,
+        cache_memory=None if cache_memory is None else int(cache_memory * 1e9),
         overrides=_parse_overrides(override or []),
+        say=typer.echo,
     )
-    typer.echo(f"best weights: {result.best_weights}\nper-epoch history: {result.history}")
+    typer.echo(f"trained bundle: {result.bundle.root}\nbest weights: {result.best_weights}")
+    typer.echo(f"per-epoch history: {result.history}\nsegment with: medseg infer {result.bundle.root} SCAN -o OUTDIR")
 
 
 @app.command("infer")
 def infer_command(
     bundle: BundleArg,
     inputs: Annotated[list[Path], typer.Argument(help="Scans to segment (NIfTI .nii or .nii.gz).")],
-    output: Annotated[
-        Path, typer.Option("--output", "-o", help="Output folder for <name>_seg.nii.gz masks.")
-    ],
+    output: Annotated[Path, typer.Option("--output", "-o", help="Output folder for <name>_seg.nii.gz masks.")],
     weights: WeightsOpt = None,
     device: DeviceOpt = "auto",
     override: OverrideOpt = None,
@@ -155,9 +179,9 @@ def infer_command(
 def evaluate_command(
     bundle: BundleArg,
     data: Annotated[Path, typer.Option("--data", help="Dataset folder with labels.")],
-    output: Annotated[
-        Path, typer.Option("--output", "-o", help="Output folder for masks and metrics.csv.")
-    ] = Path("evaluation"),
+    output: Annotated[Path, typer.Option("--output", "-o", help="Output folder for masks and metrics.csv.")] = Path(
+        "evaluation"
+    ),
     weights: WeightsOpt = None,
     device: DeviceOpt = "auto",
 ) -> None:
@@ -174,9 +198,7 @@ def evaluate_command(
 
 @app.command("demo")
 def demo_command(
-    output: Annotated[Path, typer.Option(help="Folder for the demo's data, model and masks.")] = Path(
-        "demo_output"
-    ),
+    output: Annotated[Path, typer.Option(help="Folder for the demo's data, model and masks.")] = Path("demo_output"),
     epochs: Annotated[int, typer.Option(help="Fine-tuning epochs.")] = 2,
     device: DeviceOpt = "auto",
 ) -> None:
@@ -197,7 +219,7 @@ def main() -> None:
     """Console entry point: run the app, turning medseg errors into one line and exit status 1."""
     debug = "--debug" in sys.argv[1:]
     try:
-        app(standalone_mode=False)
+        status = app(standalone_mode=False)  # a command's typer.Exit(code) comes back as its code
     except MedsegError as error:
         if debug:
             raise
@@ -214,7 +236,6 @@ def main() -> None:
             sys.exit(error.exit_code)
         if debug:
             raise
-        typer.echo(
-            f"error: unexpected {type(error).__name__}: {error} (run with --debug for details)", err=True
-        )
+        typer.echo(f"error: unexpected {type(error).__name__}: {error} (run with --debug for details)", err=True)
         sys.exit(1)
+    sys.exit(status if isinstance(status, int) else 0)

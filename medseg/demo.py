@@ -63,9 +63,7 @@ def run_demo(
     data = output / "data"
     typer.echo(f"[1/4] writing {train_cases} training and {test_cases} test synthetic CT scans to {data}")
     write_ct_dataset(data, cases=train_cases, test_cases=test_cases, seed=seed)
-    typer.echo(
-        f"[2/4] fine-tuning {bundle.name} for {epochs} epochs (its train.json, from the shipped weights)"
-    )
+    typer.echo(f"[2/4] fine-tuning {bundle.name} for {epochs} epochs (its train.json, from the shipped weights)")
     run = train(
         bundle,
         data,
@@ -76,7 +74,7 @@ def run_demo(
         overrides={"learning_rate": 1e-4, "val_interval": 1, "num_workers": 0},
     )
     typer.echo(f"[3/4] segmenting the test scans with {run.best_weights}")
-    results = evaluate(bundle, data, output / "results", weights=run.best_weights, device=device)
+    results = evaluate(run.bundle, data, output / "results", device=device)
     typer.echo("[4/4] Dice against the test labels (on each scan's own grid):\n")
     typer.echo(dice_table(results, [label.name for label in bundle.labels if label.value]))
     masks = sorted((output / "results" / "masks").glob("*_seg.nii.gz"))

@@ -35,9 +35,7 @@ def mean_dice(results: list[CaseResult], label: str) -> float:
 
 def _read_pair(mask: Path, reference: Path) -> tuple[np.ndarray, np.ndarray, tuple[float, ...]]:
     predicted, expected = nib.load(mask), nib.load(reference)
-    if predicted.shape[:3] != expected.shape[:3] or not np.allclose(
-        predicted.affine, expected.affine, atol=1e-3
-    ):
+    if predicted.shape[:3] != expected.shape[:3] or not np.allclose(predicted.affine, expected.affine, atol=1e-3):
         raise MedsegError(f"mask grid differs from its reference label {reference}", mask)
     spacing = tuple(float(s) for s in expected.header.get_zooms()[:3])
     return np.asarray(predicted.dataobj), np.asarray(expected.dataobj), spacing
@@ -76,13 +74,11 @@ def evaluate(
     if not cases:
         raise MedsegError("no labelled cases to evaluate", data_dir)
     output = Path(output_dir)
-    masks = segment(bundle, [c["image"] for c in cases], output / "masks", weights=weights, device=device)
+    masks = segment(bundle, [case.image[0] for case in cases], output / "masks", weights=weights, device=device)
     labels = {label.value: label.name for label in bundle.labels}
     results = []
     for case, mask in zip(cases, masks, strict=True):
-        prediction, reference, spacing = _read_pair(mask, Path(case["label"]))
-        results.append(
-            CaseResult(Path(case["image"]).name, score_case(prediction, reference, labels, spacing))
-        )
+        prediction, reference, spacing = _read_pair(mask, case.label)
+        results.append(CaseResult(case.image[0].name, score_case(prediction, reference, labels, spacing)))
     write_text(output / "metrics.csv", _csv(results))
     return results

@@ -48,9 +48,9 @@ def score_label(prediction: np.ndarray, reference: np.ndarray, spacing: tuple[fl
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
             hd95 = float(
-                compute_hausdorff_distance(
-                    pred, ref, include_background=True, percentile=95, spacing=list(spacing)
-                )[0, 0]
+                compute_hausdorff_distance(pred, ref, include_background=True, percentile=95, spacing=list(spacing))[
+                    0, 0
+                ]
             )
     return LabelScore(dice, hd95, predicted * voxel_ml, expected * voxel_ml)
 
@@ -60,7 +60,5 @@ def score_case(
 ) -> dict[str, LabelScore]:
     """Scores of each foreground label (value > 0) of two label maps, keyed by label name."""
     return {
-        name: score_label(prediction == value, reference == value, spacing)
-        for value, name in labels.items()
-        if value
+        name: score_label(prediction == value, reference == value, spacing) for value, name in labels.items() if value
     }

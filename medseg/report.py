@@ -24,7 +24,5 @@ def dice_table(results: list[CaseResult], labels: list[str]) -> str:
             score = result.scores[name]
             cells.append(f"{_cell(score.dice)}{' (fp)' if score.false_positive else '     '}"[:10].rjust(10))
         lines.append(f"{result.case:<{width}}  " + "  ".join(cells))
-    lines.append(
-        f"{'mean Dice':<{width}}  " + "  ".join(f"{_cell(mean_dice(results, n)):>10}" for n in labels)
-    )
+    lines.append(f"{'mean Dice':<{width}}  " + "  ".join(f"{_cell(mean_dice(results, n)):>10}" for n in labels))
     return "\n".join(lines)

@@ -61,7 +61,7 @@ def test_4d_file_for_a_3d_bundle(tmp_path):
     four_d = tmp_path / "timeseries.nii.gz"
     nib.save(nib.Nifti1Image(np.zeros((8, 8, 8, 3), np.int16), np.eye(4)), four_d)
     result = medseg("infer", "ct_liver_tumour_3d", four_d, "-o", tmp_path / "out")
-    assert_one_line_error(result, str(four_d), "8 x 8 x 8 x 3", "expects a 3D scan")
+    assert_one_line_error(result, str(four_d), "8 x 8 x 8 x 3", "expected a 3D scan")
     assert not (tmp_path / "out").exists()
 
 

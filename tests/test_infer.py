@@ -6,8 +6,6 @@ import SimpleITK as sitk
 from medseg.inference.predict import segment
 from medseg.io.nifti import write_nifti
 
-from .conftest import TINY
-
 
 def _flip_to_lps(source, target):
     """Store the same scan with its first two voxel axes reversed (RAS -> LPS)."""
@@ -34,10 +32,8 @@ def ras_and_lps(tmp_path_factory, small_ct):
 
 
 @pytest.fixture(scope="module")
-def masks(tmp_path_factory, ct_bundle, tiny_run, ras_and_lps):
-    output = tmp_path_factory.mktemp("masks")
-    weights = tiny_run.best_weights
-    return segment(ct_bundle, ras_and_lps, output, weights=weights, device="cpu", overrides=TINY)
+def masks(tmp_path_factory, tiny_run, ras_and_lps):
+    return segment(tiny_run.bundle, ras_and_lps, tmp_path_factory.mktemp("masks"), device="cpu")
 
 
 def test_mask_names(masks):

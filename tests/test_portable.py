@@ -37,12 +37,12 @@ def test_train_json_runs_unchanged(tmp_path, ct_bundle, small_ct):
     assert (tmp_path / "model.pt").is_file()
 
 
-def test_evaluate_json_merges_on_train_json(tmp_path, ct_bundle, small_ct, tiny_run):
+def test_evaluate_json_merges_on_train_json(tmp_path, small_ct, tiny_run):
     monai_bundle_run(
-        ct_bundle,
+        tiny_run.bundle,
         ["train", "evaluate"],
         dataset_dir=str(small_ct),
-        ckpt_dir=str(tiny_run.output),
+        ckpt_dir=str(tiny_run.bundle.root / "models"),
         output_dir=str(tmp_path),
     )
     metrics = dict(line.split(",") for line in (tmp_path / "metrics.csv").read_text().splitlines())
@@ -51,22 +51,16 @@ def test_evaluate_json_merges_on_train_json(tmp_path, ct_bundle, small_ct, tiny_
 
 
 @pytest.fixture(scope="module")
-def portable_masks(tmp_path_factory, ct_bundle, small_ct, tiny_run):
+def portable_masks(tmp_path_factory, small_ct, tiny_run):
     output = tmp_path_factory.mktemp("portable")
-    monai_bundle_run(
-        ct_bundle,
-        ["inference"],
-        dataset_dir=str(small_ct),
-        ckpt_path=str(tiny_run.best_weights),
-        output_dir=str(output),
-    )
+    monai_bundle_run(tiny_run.bundle, ["inference"], dataset_dir=str(small_ct), output_dir=str(output))
     return sorted(output.glob("*_seg.nii.gz"))
 
 
-def test_medseg_infer_equals_the_portable_path(tmp_path, ct_bundle, small_ct, tiny_run, portable_masks):
+def test_medseg_infer_equals_the_portable_path(tmp_path, small_ct, tiny_run, portable_masks):
     scans = sorted((small_ct / "imagesTs").glob("*.nii.gz"))
     assert [p.name.replace("_seg", "") for p in portable_masks] == [s.name for s in scans]
-    ours = segment(ct_bundle, scans, tmp_path, weights=tiny_run.best_weights, device="cpu", overrides=TINY)
+    ours = segment(tiny_run.bundle, scans, tmp_path, device="cpu")
     for mine, theirs in zip(ours, portable_masks, strict=True):
         assert mine.name == theirs.name
         mask, reference = nib.load(mine), nib.load(theirs)

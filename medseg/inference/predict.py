@@ -28,9 +28,7 @@ def _unique_names(paths: Sequence[Path]) -> None:
     for path in paths:
         stem = nifti_stem(path)
         if stem in seen:
-            raise MedsegError(
-                f"two inputs would write the same mask {stem}_seg.nii.gz (also {seen[stem]})", path
-            )
+            raise MedsegError(f"two inputs would write the same mask {stem}_seg.nii.gz (also {seen[stem]})", path)
         seen[stem] = path
 
 

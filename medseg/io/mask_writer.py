@@ -55,9 +55,7 @@ class SaveMaskd(MapTransform):
         shape = tuple(header.shape[:3])
         if mask.shape != shape:
             raise MedsegError(f"prediction shape {mask.shape} does not match the scan's {shape}", source)
-        if carried_affine is not None and not np.allclose(
-            carried_affine, header.affine, atol=AFFINE_TOLERANCE_MM
-        ):
+        if carried_affine is not None and not np.allclose(carried_affine, header.affine, atol=AFFINE_TOLERANCE_MM):
             raise MedsegError("prediction did not come back to the scan's grid (affine differs)", source)
         if mask.min() < 0 or mask.max() > 255:
             raise MedsegError("label values must fit in uint8 (0-255)", source)

@@ -327,9 +327,7 @@ def _sized(rng: np.random.Generator, space: LiverSpace) -> LiverSpace:
     return space
 
 
-def _liver_vessels(
-    rng: np.random.Generator, ivc: tuple[float, float, float], dome: Diaphragm
-) -> tuple[Capsule, ...]:
+def _liver_vessels(rng: np.random.Generator, ivc: tuple[float, float, float], dome: Diaphragm) -> tuple[Capsule, ...]:
     """Hepatic veins fanning out from the IVC below the dome, and a portal vein from the hilum."""
     top = np.array([ivc[0], ivc[1], dome.right_top - 25])
     hilum = np.array([25 + rng.uniform(-8, 8), 5 + rng.uniform(-8, 8), dome.right_top - 95])
@@ -346,9 +344,7 @@ def _liver_vessels(
 
 def _tumour(rng: np.random.Generator, centre: np.ndarray, hu: Intensities) -> Tumour:
     # One lesion in five is small (5-10 mm across); the rest log-uniform from 10 to 60 mm.
-    diameter = (
-        rng.uniform(5, 10) if rng.random() < 0.2 else float(np.exp(rng.uniform(np.log(10), np.log(60))))
-    )
+    diameter = rng.uniform(5, 10) if rng.random() < 0.2 else float(np.exp(rng.uniform(np.log(10), np.log(60))))
     semi = diameter / 2 * rng.uniform(0.8, 1.2, size=3)
     outer = Ellipsoid(centre, semi, rotation(rng, 90), SmoothField.random(rng, wavelength_mm=(8, 30)), 0.08)
     hypo_probability = 0.7 if hu.phase == "portal" else 0.3

@@ -110,9 +110,7 @@ def _extruded(canvas: Canvas, mask2d: np.ndarray, value: float | np.ndarray, wit
     canvas.label[region] = 0
 
 
-def _disc(
-    x: np.ndarray, y: np.ndarray, centre: tuple[float, float], radius: tuple[float, float]
-) -> np.ndarray:
+def _disc(x: np.ndarray, y: np.ndarray, centre: tuple[float, float], radius: tuple[float, float]) -> np.ndarray:
     return ((x - centre[0]) / radius[0]) ** 2 + ((y - centre[1]) / radius[1]) ** 2 <= 1
 
 
@@ -171,9 +169,7 @@ def _abdomen(canvas: Canvas, anatomy: Anatomy, below_dome: np.ndarray) -> None:
         canvas.paint(inner, hu.bowel_fluid, within=below_dome)
         if has_gas:
             level = float(loop.centre[1])
-            canvas.paint(
-                inner, lambda x, y, z, lv=level: np.where(y > lv, AIR_HU, hu.bowel_fluid), within=below_dome
-            )
+            canvas.paint(inner, lambda x, y, z, lv=level: np.where(y > lv, AIR_HU, hu.bowel_fluid), within=below_dome)
     stomach, level = anatomy.stomach, anatomy.stomach_air_level
     canvas.paint(stomach, hu.muscle, within=below_dome)
     canvas.paint(

@@ -100,9 +100,7 @@ class Ellipsoid:
 
     def scaled(self, factor: float) -> Ellipsoid:
         """The same ellipsoid with every semi-axis multiplied by ``factor``."""
-        return Ellipsoid(
-            self.centre, self.semi_axes * factor, self.rotation, self.wobble, self.wobble_amplitude
-        )
+        return Ellipsoid(self.centre, self.semi_axes * factor, self.rotation, self.wobble, self.wobble_amplitude)
 
 
 @dataclass(frozen=True)

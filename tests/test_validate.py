@@ -1,0 +1,156 @@
+import json
+import subprocess
+import sys
+
+import nibabel as nib
+import numpy as np
+import pytest
+
+from medseg.data.discover import discover
+from medseg.data.validate import check_dataset
+from medseg.errors import MedsegError
+from medseg.io.nifti import write_nifti
+from medseg.training.run import train
+
+from . import datasets
+
+
+@pytest.fixture()
+def msd(tmp_path, small_ct):
+    return datasets.msd(tmp_path / "msd", datasets.tiny_cases(small_ct, 3))
+
+
+def problems_of(root, **kwargs):
+    report = check_dataset(discover(root), workers=1, **kwargs)
+    return [(p.path.name, p.check, p.message, p.severity) for p in report.problems]
+
+
+def rewrite(path, transform_data=lambda d: d, transform_affine=lambda a: a, dtype=None):
+    image = nib.load(path)
+    data = transform_data(np.asarray(image.dataobj))
+    write_nifti(path, data.astype(dtype or data.dtype), transform_affine(image.affine))
+
+
+def test_clean_dataset_has_no_problems(small_ct):
+    report = check_dataset(discover(small_ct), workers=1)
+    assert report.problems == [] and len(report.stats) == 6
+
+
+def test_corrupt_image(msd):
+    (msd / "imagesTr" / "case1.nii.gz").write_bytes(b"\x1f\x8b garbage")
+    [(name, check, message, severity)] = problems_of(msd)
+    assert (name, check, severity) == ("case1.nii.gz", "unreadable", "error")
+    assert "cannot read NIfTI" in message
+
+
+def test_missing_label_file(msd):
+    (msd / "labelsTr" / "case2.nii.gz").unlink()
+    assert problems_of(msd) == [("case2.nii.gz", "unreadable", "file not found", "error")]
+
+
+@pytest.mark.parametrize(
+    ("change", "expected"),
+    [
+        (lambda a: a @ np.diag([1.0, 1.0, 1.5, 1.0]), "spacing"),
+        (lambda a: a + _shift(2.0), "origin"),
+        (lambda a: a @ np.diag([-1.0, 1.0, 1.0, 1.0]), "direction"),
+    ],
+)
+def test_label_on_another_grid(msd, change, expected):
+    rewrite(msd / "labelsTr" / "case0.nii.gz", transform_affine=change)
+    [(name, check, message, _)] = problems_of(msd)
+    assert (name, check) == ("case0.nii.gz", "grid")
+    assert message.startswith("label grid differs from the image's: " + expected)
+
+
+def _shift(mm):
+    moved = np.zeros((4, 4))
+    moved[0, 3] = mm
+    return moved
+
+
+def test_label_with_another_shape(msd):
+    rewrite(msd / "labelsTr" / "case0.nii.gz", transform_data=lambda d: d[:-1])
+    [(_, check, message, _)] = problems_of(msd)
+    assert check == "grid" and "shape" in message
+
+
+def test_non_integer_labels(msd):
+    rewrite(msd / "labelsTr" / "case1.nii.gz", transform_data=lambda d: d.astype(np.float32) * 0.5)
+    assert problems_of(msd) == [("case1.nii.gz", "label values", "label values are not integers", "error")]
+
+
+def test_labels_outside_the_label_set(msd):
+    rewrite(msd / "labelsTr" / "case1.nii.gz", transform_data=lambda d: np.where(d == 2, 7, d))
+    [(name, check, message, _)] = problems_of(msd)
+    assert (name, check) == ("case1.nii.gz", "label values")
+    assert "[7] are not in the label set [0, 1, 2]" in message
+
+
+def test_nan_in_image(msd):
+    def poison(data):
+        data = data.astype(np.float32)
+        data[3, 3, 3] = np.nan
+        return data
+
+    rewrite(msd / "imagesTr" / "case0.nii.gz", transform_data=poison)
+    assert problems_of(msd) == [("case0.nii.gz", "non-finite", "image contains NaN or infinite values", "error")]
+
+
+def test_four_d_image_in_a_3d_dataset(msd):
+    rewrite(msd / "imagesTr" / "case2.nii.gz", transform_data=lambda d: np.stack([d, d], axis=-1))
+    [(name, check, message, _)] = problems_of(msd)
+    assert (name, check) == ("case2.nii.gz", "unreadable")
+    assert "expected a 3D scan" in message
+
+
+def test_3d_images_where_four_channels_are_declared(msd):
+    description = json.loads((msd / "dataset.json").read_text())
+    description["modality"] = {"0": "FLAIR", "1": "T1w", "2": "t1gd", "3": "T2w"}
+    (msd / "dataset.json").write_text(json.dumps(description))
+    found = problems_of(msd)
+    assert len(found) == 3 and all("expected 4 channels in the 4th dimension" in p[2] for p in found)
+
+
+def test_duplicates_and_empty_labels(msd):
+    description = json.loads((msd / "dataset.json").read_text())
+    description["training"].append(dict(description["training"][0]))
+    (msd / "dataset.json").write_text(json.dumps(description))
+    rewrite(msd / "labelsTr" / "case1.nii.gz", transform_data=lambda d: np.zeros_like(d))
+    found = problems_of(msd)
+    assert ("case0.nii.gz", "duplicate", "image file is listed 2 times", "error") in found
+    assert ("case1.nii.gz", "empty label", "label has no foreground voxels", "warning") in found
+
+
+def test_unpaired_files(tmp_path, small_ct):
+    root = datasets.folder_pairs(tmp_path, datasets.tiny_cases(small_ct, 2))
+    (root / "case1_seg.nii.gz").unlink()
+    assert problems_of(root) == [("case1.nii.gz", "missing pair", "no matching image or label file", "error")]
+
+
+def test_check_dataset_command_exits_1_and_names_the_file(msd):
+    (msd / "imagesTr" / "case1.nii.gz").write_bytes(b"broken")
+    result = subprocess.run([sys.executable, "-m", "medseg", "check-dataset", str(msd)], capture_output=True, text=True)
+    assert result.returncode == 1
+    assert f"error: {msd / 'imagesTr' / 'case1.nii.gz'}: cannot read NIfTI" in result.stdout
+    assert "unreadable" in result.stdout and "total" in result.stdout
+
+
+def test_check_dataset_command_prints_the_fingerprint(small_ct, tmp_path):
+    result = subprocess.run(
+        [sys.executable, "-m", "medseg", "check-dataset", str(small_ct), "--fingerprint", str(tmp_path / "fp.json")],
+        capture_output=True,
+        text=True,
+    )
+    assert result.returncode == 0, result.stderr
+    assert "target spacing" in result.stdout and "liver" in result.stdout
+    assert json.loads((tmp_path / "fp.json").read_text())["cases"] == 6
+
+
+def test_training_refuses_a_dataset_with_errors(msd, ct_bundle, tmp_path):
+    rewrite(msd / "labelsTr" / "case1.nii.gz", transform_data=lambda d: np.where(d == 2, 9, d))
+    said = []
+    with pytest.raises(MedsegError, match="1 error"):
+        train(ct_bundle, msd, output=tmp_path / "run", device="cpu", say=said.append)
+    assert said == [f"error: {msd / 'labelsTr' / 'case1.nii.gz'}: label values [9] are not in the label set [0, 1, 2]"]
+    assert not (tmp_path / "run").exists()
