@@ -94,6 +94,24 @@ def sample_ct(
     typer.echo(f"wrote {total} cases to {directory}")
 
 
+@sample_data.command("mri")
+def sample_mri(
+    directory: Annotated[Path, typer.Argument(help="Output folder (must not exist, or be empty).")],
+    cases: Annotated[int, typer.Option(help="Training cases: the template and cases-1 random versions of it.")] = 12,
+    seed: Annotated[int, typer.Option(help="Seed of the random versions.")] = 0,
+) -> None:
+    """Write the real MNI152 T1 brain (from nilearn) with grey/white-matter labels, and versions of it."""
+    from tqdm import tqdm
+
+    from medseg.data.mri_variants import HELD_OUT
+    from medseg.data.samples import write_mri_dataset
+
+    total = cases + len(HELD_OUT)
+    with tqdm(total=total, desc="MNI152 T1 cases", unit="case") as bar:
+        write_mri_dataset(directory, cases=cases, seed=seed, progress=lambda n: bar.update(1))
+    typer.echo(f"wrote {total} cases to {directory}")
+
+
 @app.command("check-dataset")
 def check_dataset_command(
     data: Annotated[Path, typer.Argument(help="Dataset folder (MSD, nnU-Net, images/ + labels/, case_seg) or CSV.")],

@@ -42,13 +42,14 @@ def test_refuses_a_folder_with_files(tmp_path):
 
 
 def test_failure_leaves_nothing_behind(tmp_path, monkeypatch):
-    def broken(job):
-        if job.index == 1:
-            raise OSError("disk full")
-        return samples_write(job)
+    run = samples._run
 
-    samples_write = samples._write_ct_case
-    monkeypatch.setattr(samples, "_write_ct_case", broken)
+    def broken(job):
+        if job.name == "liver_001":
+            raise OSError("disk full")
+        return run(job)
+
+    monkeypatch.setattr(samples, "_run", broken)
     monkeypatch.setattr(samples, "ProcessPoolExecutor", _InlineExecutor)
     with pytest.raises(OSError, match="disk full"):
         write_ct_dataset(tmp_path / "data", cases=3, preset="small")

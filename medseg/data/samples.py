@@ -1,4 +1,14 @@
-"""Embedded sample data written as Medical Segmentation Decathlon (MSD) datasets."""
+"""Embedded sample data written as Medical Segmentation Decathlon (MSD) datasets.
+
+- ``ct``: synthetic abdominal CT with liver and tumour labels (:mod:`medseg.data.phantom`);
+- ``mri``: the real MNI152 T1 from nilearn and versions of it as other scanners would show it,
+  with grey- and white-matter labels (:mod:`medseg.data.mri_variants`).
+
+Each dataset folder gets ``imagesTr/``, ``labelsTr/``, ``imagesTs/`` and ``dataset.json`` as the
+MSD defines them, plus ``labelsTs/`` (test labels, for evaluation) and ``cases.json`` (what was
+drawn for each case). Cases are rendered in parallel; each depends only on the dataset seed and
+its index. The folder appears only when complete.
+"""
 
 from __future__ import annotations
 
@@ -8,6 +18,9 @@ from collections.abc import Callable
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
+
+import numpy as np
 
 from medseg.data.phantom import PRESETS, make_case
 from medseg.errors import MedsegError
@@ -15,40 +28,57 @@ from medseg.io.atomic import atomic_directory
 from medseg.io.nifti import write_nifti
 
 CT_LABELS = {"0": "background", "1": "liver", "2": "tumour"}
+MRI_LABELS = {"0": "background", "1": "grey matter", "2": "white matter"}
+Rendered = tuple[np.ndarray, np.ndarray, np.ndarray, dict[str, Any]]
 
 
 @dataclass(frozen=True)
-class _CtJob:
+class _Job:
     folder: Path
-    seed: int
-    index: int
-    preset: str
+    name: str
     split: str  # "Tr" or "Ts"
-
-    @property
-    def name(self) -> str:
-        return f"liver_{self.index:03d}.nii.gz"
+    render: Callable[[], Rendered]
 
 
-def _write_ct_case(job: _CtJob) -> dict[str, object]:
-    case = make_case((job.seed, job.index), job.preset)
-    affine = case.grid.affine()
-    write_nifti(job.folder / f"images{job.split}" / job.name, case.image, affine)
-    write_nifti(job.folder / f"labels{job.split}" / job.name, case.label, affine)
-    return {
-        "image": f"./images{job.split}/{job.name}",
-        "label": f"./labels{job.split}/{job.name}",
-        "shape": list(case.image.shape),
-        "spacing": [round(s, 4) for s in case.grid.spacing],
-        "orientation": case.grid.orientation,
-        "phase": case.anatomy.hu.phase,
-        "tumour_diameters_mm": [round(t.diameter_mm, 1) for t in case.anatomy.tumours],
-    }
+def _run(job: _Job) -> dict[str, Any]:
+    image, label, affine, facts = job.render()
+    file = f"{job.name}.nii.gz"
+    write_nifti(job.folder / f"images{job.split}" / file, image, affine)
+    write_nifti(job.folder / f"labels{job.split}" / file, label, affine)
+    return {"image": f"./images{job.split}/{file}", "label": f"./labels{job.split}/{file}", **facts}
 
 
-def _empty_or_missing(directory: Path) -> None:
-    if directory.exists() and (not directory.is_dir() or any(directory.iterdir())):
-        raise MedsegError("already exists and is not an empty folder; choose a new output folder", directory)
+def _write_msd(
+    directory: str | Path,
+    jobs: Callable[[Path], list[_Job]],
+    description: dict[str, Any],
+    workers: int | None,
+    progress: Callable[[int], None] | None,
+) -> Path:
+    target = Path(directory)
+    if target.exists() and (not target.is_dir() or any(target.iterdir())):
+        raise MedsegError("already exists and is not an empty folder; choose a new output folder", target)
+    with atomic_directory(target) as folder:
+        (folder / "imagesTs").mkdir()
+        records = []
+        with ProcessPoolExecutor(max_workers=workers or min(4, os.cpu_count() or 1)) as pool:
+            for done, record in enumerate(pool.map(_run, jobs(folder)), start=1):
+                records.append(record)
+                if progress is not None:
+                    progress(done)
+        training = [r for r in records if r["image"].startswith("./imagesTr/")]
+        test = [r["image"] for r in records if r["image"].startswith("./imagesTs/")]
+        dataset = {
+            **description,
+            "tensorImageSize": "3D",
+            "numTraining": len(training),
+            "numTest": len(test),
+            "training": [{"image": r["image"], "label": r["label"]} for r in training],
+            "test": test,
+        }
+        (folder / "dataset.json").write_text(json.dumps(dataset, indent=2) + "\n")
+        (folder / "cases.json").write_text(json.dumps(records, indent=2) + "\n")
+    return target
 
 
 def write_ct_dataset(
@@ -61,55 +91,117 @@ def write_ct_dataset(
     workers: int | None = None,
     progress: Callable[[int], None] | None = None,
 ) -> Path:
-    """Write a synthetic abdominal CT liver/tumour dataset in MSD layout.
-
-    The folder gets ``imagesTr/``, ``labelsTr/``, ``imagesTs/`` and ``dataset.json`` as the MSD
-    defines them, plus ``labelsTs/`` (the test labels, for evaluation) and ``cases.json`` (what was
-    drawn for each case). Case ``i`` depends only on ``(seed, i)``, and test cases follow the
-    training cases, so the two never share a patient. The folder appears only when complete.
+    """Write a synthetic abdominal CT liver/tumour dataset.
 
     Args:
         directory: output folder; must not exist or be empty.
         cases: number of training cases.
-        test_cases: number of test cases; defaults to a quarter of ``cases`` (at least 1).
-        seed: dataset seed.
+        test_cases: number of test cases; defaults to a quarter of ``cases`` (at least 1). Test
+            cases follow the training cases, so the two never share a patient.
+        seed: dataset seed; case ``i`` depends only on ``(seed, i)``.
         preset: grid preset name (``clinical``, ``small`` or ``benchmark``).
         workers: processes to render with; defaults to the number of CPUs (at most 4).
         progress: called with the number of cases finished so far, after each case.
-
-    Returns:
-        The dataset folder.
     """
     if preset not in PRESETS:
         raise MedsegError(f"unknown preset {preset!r}; choose one of {', '.join(PRESETS)}")
     if cases < 1:
         raise MedsegError(f"--cases must be at least 1, got {cases}")
-    target = Path(directory)
-    _empty_or_missing(target)
     n_test = max(1, cases // 4) if test_cases is None else test_cases
-    with atomic_directory(target) as folder:
-        jobs = [_CtJob(folder, seed, i, preset, "Tr") for i in range(cases)]
-        jobs += [_CtJob(folder, seed, cases + i, preset, "Ts") for i in range(n_test)]
-        records = []
-        with ProcessPoolExecutor(max_workers=workers or min(4, os.cpu_count() or 1)) as pool:
-            for done, record in enumerate(pool.map(_write_ct_case, jobs), start=1):
-                records.append(record)
-                if progress is not None:
-                    progress(done)
-        training, test = records[:cases], records[cases:]
-        dataset = {
-            "name": "SyntheticLiverCT",
-            "description": "Synthetic contrast-enhanced abdominal CT with liver and tumour labels",
-            "reference": f"medseg sample-data ct, seed {seed}, preset {preset}",
-            "licence": "CC0-1.0",
-            "tensorImageSize": "3D",
-            "modality": {"0": "CT"},
-            "labels": CT_LABELS,
-            "numTraining": cases,
-            "numTest": n_test,
-            "training": [{"image": r["image"], "label": r["label"]} for r in training],
-            "test": [r["image"] for r in test],
+
+    def jobs(folder: Path) -> list[_Job]:
+        return [
+            _Job(folder, f"liver_{i:03d}", "Tr" if i < cases else "Ts", _CtRender(seed, i, preset))
+            for i in range(cases + n_test)
+        ]
+
+    description = {
+        "name": "SyntheticLiverCT",
+        "description": "Synthetic contrast-enhanced abdominal CT with liver and tumour labels",
+        "reference": f"medseg sample-data ct, seed {seed}, preset {preset}",
+        "licence": "CC0-1.0",
+        "modality": {"0": "CT"},
+        "labels": CT_LABELS,
+    }
+    return _write_msd(directory, jobs, description, workers, progress)
+
+
+@dataclass(frozen=True)
+class _CtRender:
+    seed: int
+    index: int
+    preset: str
+
+    def __call__(self) -> Rendered:
+        case = make_case((self.seed, self.index), self.preset)
+        facts = {
+            "shape": list(case.image.shape),
+            "spacing": [round(s, 4) for s in case.grid.spacing],
+            "orientation": case.grid.orientation,
+            "phase": case.anatomy.hu.phase,
+            "tumour_diameters_mm": [round(t.diameter_mm, 1) for t in case.anatomy.tumours],
         }
-        (folder / "dataset.json").write_text(json.dumps(dataset, indent=2) + "\n")
-        (folder / "cases.json").write_text(json.dumps(records, indent=2) + "\n")
-    return target
+        return case.image, case.label, case.grid.affine(), facts
+
+
+@dataclass(frozen=True)
+class _MriRender:
+    seed: int
+    index: int
+    held_out: bool
+
+    def __call__(self) -> Rendered:
+        from medseg.data.mni import load_template
+        from medseg.data.mri_variants import HELD_OUT, MriVariant, render_variant
+
+        rng = np.random.default_rng((self.seed, self.index))
+        if self.held_out:
+            variant = HELD_OUT[self.index]
+        elif self.index == 0:
+            variant = MriVariant("template")
+        else:
+            variant = MriVariant.random(rng, f"variant_{self.index:03d}")
+        image, label, affine = render_variant(load_template(), variant, rng)
+        return image, label, affine, {"variant": variant.__dict__}
+
+
+def write_mri_dataset(
+    directory: str | Path,
+    *,
+    cases: int = 12,
+    seed: int = 0,
+    workers: int | None = None,
+    progress: Callable[[int], None] | None = None,
+) -> Path:
+    """Write the real MNI152 T1 brain with grey/white-matter labels, and versions of it.
+
+    Training case 0 is the template itself (1 mm); the other training cases are random variants
+    (:meth:`MriVariant.random`). The test cases are the fixed held-out checks (1.5 mm and 3 mm
+    resampled, bias field, rotated 15 degrees), each labelled.
+
+    Args:
+        directory: output folder; must not exist or be empty.
+        cases: number of training cases (the template plus ``cases - 1`` variants).
+        seed: seed of the random variants.
+        workers: processes to render with; defaults to the number of CPUs (at most 4).
+        progress: called with the number of cases finished so far.
+    """
+    from medseg.data.mri_variants import HELD_OUT
+
+    if cases < 1:
+        raise MedsegError(f"--cases must be at least 1, got {cases}")
+
+    def jobs(folder: Path) -> list[_Job]:
+        training = [_Job(folder, f"mni_{i:03d}", "Tr", _MriRender(seed, i, False)) for i in range(cases)]
+        test = [_Job(folder, f"mni_{v.name}", "Ts", _MriRender(seed, i, True)) for i, v in enumerate(HELD_OUT)]
+        return training + test
+
+    description = {
+        "name": "MNI152BrainTissue",
+        "description": "The MNI152 2009a symmetric T1 template (nilearn) and resampled, turned, biased versions",
+        "reference": "Fonov et al., NeuroImage 2011; templates as shipped by nilearn",
+        "licence": "see the MNI ICBM 2009 licence (copyright McConnell Brain Imaging Centre)",
+        "modality": {"0": "T1w"},
+        "labels": MRI_LABELS,
+    }
+    return _write_msd(directory, jobs, description, workers, progress)
