@@ -1,7 +1,9 @@
-"""DICOM series folders: conversion to NIfTI on the series' grid, and clear errors."""
+"""DICOM series folders: conversion to NIfTI on the series' grid, errors, and `segment` on a folder."""
 
 import locale
 import math
+import tempfile
+from types import SimpleNamespace
 
 import nibabel as nib
 import numpy as np
@@ -9,7 +11,10 @@ import pytest
 import SimpleITK as sitk
 
 from medseg.errors import MedsegError
+from medseg.inference.predict import segment
 from medseg.io.dicom import series_to_nifti
+
+from .conftest import TINY
 
 SPACING = (0.8, 1.1, 3.0)  # (x, y, z) mm; x and y differ so a swapped axis shows
 ORIGIN = (10.5, -20.25, 30.0)  # LPS mm
@@ -191,3 +196,77 @@ def test_colour_series(tmp_path):
     with pytest.raises(MedsegError) as error:
         series_to_nifti(tmp_path, tmp_path / "out.nii.gz")
     assert_one_line_error(error, tmp_path, "3 values per voxel")
+
+
+@pytest.fixture()
+def scratch(tmp_path, monkeypatch):
+    """The temporary folder `segment` converts series into; checked to be left empty."""
+    folder = tmp_path / "scratch"
+    folder.mkdir()
+    monkeypatch.setattr(tempfile, "tempdir", str(folder))
+    yield folder
+    assert not any(folder.iterdir()), "converted series left behind"
+
+
+@pytest.fixture(scope="module")
+def random_weights(tmp_path_factory):
+    import torch
+    from monai.networks.nets import UNet
+
+    net = UNet(
+        spatial_dims=3,
+        in_channels=1,
+        out_channels=3,
+        channels=(16, 32, 64, 128, 256),
+        strides=(2, 2, 2, 2),
+        num_res_units=1,
+        norm="batch",
+    )
+    path = tmp_path_factory.mktemp("weights") / "random.pt"
+    torch.save(net.state_dict(), path)
+    return path
+
+
+def test_segment_series_folders(tmp_path, scratch, ct_bundle, random_weights):
+    # Names with dots: a folder's whole name is the mask's name (Path.stem would make these collide).
+    volumes = {"patient.7": ct_volume(FLIPPED), "patient.8": ct_volume(OBLIQUE, seed=1)}
+    folders = [write_series(tmp_path / name, volume) for name, volume in volumes.items()]
+    out = tmp_path / "masks"
+    masks = segment(
+        ct_bundle, folders, out, weights=random_weights, device="cpu", overrides=TINY, progress=False
+    )
+    names = ["patient.7_seg.nii.gz", "patient.8_seg.nii.gz"]
+    assert masks == [out / name for name in names]
+    assert sorted(p.name for p in out.iterdir()) == names
+    for mask_path, volume in zip(masks, volumes.values(), strict=True):
+        mask = nib.load(mask_path)
+        assert mask.get_data_dtype() == np.uint8
+        assert set(np.unique(np.asarray(mask.dataobj))) <= {0, 1, 2}
+        assert_same_grid(sitk.ReadImage(str(mask_path)), volume)
+
+
+def test_failed_segment_leaves_nothing(tmp_path, scratch, ct_bundle):
+    folder = write_series(tmp_path / "series", ct_volume(FLIPPED))
+    missing = tmp_path / "missing.nii.gz"
+    out = tmp_path / "masks"
+    with pytest.raises(MedsegError) as error:
+        segment(ct_bundle, [folder, missing], out, device="cpu")
+    assert_one_line_error(error, missing, "file not found")
+    assert not out.exists()
+
+
+def test_two_folders_with_the_same_name(tmp_path, scratch, ct_bundle):
+    first = write_series(tmp_path / "a" / "scan", ct_volume(FLIPPED))
+    second = write_series(tmp_path / "b" / "scan", ct_volume(OBLIQUE))
+    with pytest.raises(MedsegError) as error:
+        segment(ct_bundle, [first, second], tmp_path / "masks", device="cpu")
+    assert_one_line_error(error, second, "same mask scan_seg.nii.gz", str(first))
+    assert not (tmp_path / "masks").exists()
+
+
+def test_scan_errors_name_the_folder(tmp_path, scratch):
+    folder = write_series(tmp_path / "series", ct_volume(FLIPPED))
+    two_channel_bundle = SimpleNamespace(input_channels=2)
+    with pytest.raises(MedsegError) as error:
+        segment(two_channel_bundle, [folder], tmp_path / "masks", device="cpu")
+    assert_one_line_error(error, folder, "expects 2 channels")
