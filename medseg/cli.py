@@ -171,13 +171,19 @@ def train_command(
 @app.command("infer")
 def infer_command(
     bundle: BundleArg,
-    inputs: Annotated[list[Path], typer.Argument(help="Scans to segment (NIfTI .nii or .nii.gz).")],
+    inputs: Annotated[
+        list[Path],
+        typer.Argument(help="Scans to segment: NIfTI files (.nii, .nii.gz) or DICOM series folders (one series each)."),
+    ],
     output: Annotated[Path, typer.Option("--output", "-o", help="Output folder for <name>_seg.nii.gz masks.")],
     weights: WeightsOpt = None,
     device: DeviceOpt = "auto",
     override: OverrideOpt = None,
 ) -> None:
-    """Segment scans; writes OUTDIR/<name>_seg.nii.gz (uint8, on the scan's own grid)."""
+    """Segment scans; writes OUTDIR/<name>_seg.nii.gz (uint8, on the scan's own grid).
+
+    <name> is a NIfTI file's name without .nii/.nii.gz, or a DICOM series folder's name.
+    """
     from medseg.bundles import find_bundle
     from medseg.inference.predict import segment
 

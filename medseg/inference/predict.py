@@ -3,7 +3,8 @@
 The bundle's own preprocessing, network and inferer run unchanged; medseg overrides the data list,
 the device, the weights and the writer (:class:`medseg.io.mask_writer.SaveMaskd`). Masks are
 written into a staging folder inside the output folder and moved into place only when every scan
-is done, so a failure leaves no partial output.
+is done, so a failure leaves no partial output. A DICOM series folder is first converted to a
+temporary NIfTI on the series' grid (:mod:`medseg.io.dicom`), which is deleted afterwards.
 """
 
 from __future__ import annotations
@@ -19,17 +20,32 @@ from medseg.bundles import Bundle, append_to, load_workflow, run_workflow
 from medseg.data.validate import check_scan
 from medseg.devices import device_expression
 from medseg.errors import MedsegError
-from medseg.io.paths import mask_path, nifti_stem
+from medseg.io.dicom import series_to_nifti
+from medseg.io.paths import mask_path, scan_name
 from medseg.weights import check_weights
 
 
 def _unique_names(paths: Sequence[Path]) -> None:
     seen: dict[str, Path] = {}
     for path in paths:
-        stem = nifti_stem(path)
-        if stem in seen:
-            raise MedsegError(f"two inputs would write the same mask {stem}_seg.nii.gz (also {seen[stem]})", path)
-        seen[stem] = path
+        name = scan_name(path)
+        if name in seen:
+            raise MedsegError(f"two inputs would write the same mask {name}_seg.nii.gz (also {seen[name]})", path)
+        seen[name] = path
+
+
+def _nifti_scan(source: Path, scratch: Path, channels: int) -> Path:
+    """Check ``source``; return it, or for a DICOM series folder its NIfTI written into ``scratch``.
+
+    Errors name ``source``, never the converted file.
+    """
+    if not source.is_dir():
+        return check_scan(source, channels=channels).path
+    converted = series_to_nifti(source, scratch / f"{scan_name(source)}.nii.gz")
+    try:
+        return check_scan(converted, channels=channels).path
+    except MedsegError as error:
+        raise MedsegError(error.problem, source) from None
 
 
 def segment(
@@ -46,7 +62,8 @@ def segment(
 
     Args:
         bundle: the bundle to run.
-        inputs: NIfTI scans.
+        inputs: NIfTI scans, or folders that each hold one DICOM series (the mask of folder ``X`` is
+            ``X_seg.nii.gz``, on the series' grid).
         output_dir: where ``<name>_seg.nii.gz`` masks go (created if missing).
         weights: weights file; defaults to the bundle's ``models/model.pt``.
         device: ``auto``, ``cpu``, ``cuda`` or ``cuda:N``.
@@ -61,8 +78,26 @@ def segment(
     """
     if not inputs:
         raise MedsegError("no input scans given")
-    scans = [check_scan(path, channels=bundle.input_channels).path for path in inputs]
-    _unique_names(scans)
+    sources = [Path(path) for path in inputs]
+    with tempfile.TemporaryDirectory(prefix="medseg-dicom-") as scratch:
+        scans = [_nifti_scan(source, Path(scratch), bundle.input_channels) for source in sources]
+        _unique_names(sources)
+        return _segment_scans(
+            bundle, scans, output_dir, weights=weights, device=device, overrides=overrides, progress=progress
+        )
+
+
+def _segment_scans(
+    bundle: Bundle,
+    scans: Sequence[Path],
+    output_dir: str | Path,
+    *,
+    weights: str | Path | None,
+    device: str,
+    overrides: Mapping[str, Any] | None,
+    progress: bool,
+) -> list[Path]:
+    """:func:`segment` for checked NIfTI scans."""
     weights_path = check_weights(weights if weights is not None else bundle.weights)
     config: dict[str, Any] = {
         "dataset#data": [{"image": str(scan.resolve())} for scan in scans],

@@ -1,4 +1,4 @@
-"""File naming: NIfTI stems and where each output of a scan goes."""
+"""File naming: scan names (NIfTI stems, DICOM series folders) and where each output of a scan goes."""
 
 from __future__ import annotations
 
@@ -18,6 +18,11 @@ def nifti_stem(path: Path) -> str:
         if path.name.endswith(suffix):
             return path.name[: -len(suffix)]
     return path.stem
+
+
+def scan_name(path: Path) -> str:
+    """The name a scan's outputs take: a DICOM series folder's own name, or a NIfTI file's stem."""
+    return path.resolve().name if path.is_dir() else nifti_stem(path)
 
 
 def mask_path(output_dir: str | Path, source: str | Path) -> Path:

@@ -1,0 +1,134 @@
+"""Read a DICOM series folder into a NIfTI file on the series' own voxel grid.
+
+SimpleITK (GDCM) finds, sorts and reads the slices and applies the rescale slope and intercept,
+so CT values come out in HU. SimpleITK works in LPS physical space and ``(Z, Y, X)`` arrays;
+NIfTI affines map ``(X, Y, Z)`` voxels to RAS. :func:`ras_affine` and :func:`series_to_nifti`
+do that translation, so the NIfTI overlays the series exactly.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+import numpy as np
+import SimpleITK as sitk
+
+from medseg.errors import MedsegError
+from medseg.io.nifti import write_nifti
+
+LPS_TO_RAS = np.diag([-1.0, -1.0, 1.0])
+IMAGE_POSITION_TAG = "0020|0032"  # ImagePositionPatient: where a slice's first voxel lies (LPS, mm)
+# How far a slice may lie from where the series' grid puts it, as a fraction of the slice spacing.
+SLICE_POSITION_TOLERANCE = 0.01
+
+
+@contextmanager
+def _itk_warnings_off() -> Iterator[None]:
+    """Keep ITK from printing warnings straight to stderr; medseg reports the problems itself."""
+    shown = sitk.ProcessObject.GetGlobalWarningDisplay()
+    sitk.ProcessObject.SetGlobalWarningDisplay(False)
+    try:
+        yield
+    finally:
+        sitk.ProcessObject.SetGlobalWarningDisplay(shown)
+
+
+def series_files(folder: Path) -> tuple[str, ...]:
+    """The files of the one DICOM series in ``folder``, sorted by slice position.
+
+    Raises:
+        MedsegError: the folder holds no DICOM series, or more than one.
+    """
+    with _itk_warnings_off():
+        series_ids = sitk.ImageSeriesReader.GetGDCMSeriesIDs(str(folder))
+        files = {uid: sitk.ImageSeriesReader.GetGDCMSeriesFileNames(str(folder), uid) for uid in series_ids}
+    if not files:
+        raise MedsegError("no DICOM series found in this folder", folder)
+    if len(files) > 1:
+        listing = ", ".join(f"{uid} ({len(names)} files)" for uid, names in files.items())
+        raise MedsegError(f"holds {len(files)} DICOM series: {listing}; pass one series per folder", folder)
+    return next(iter(files.values()))
+
+
+def _itk_reason(error: RuntimeError) -> str:
+    """The first sentence of a SimpleITK exception's message (its first line names ITK's source file)."""
+    lines = [line.strip() for line in str(error).splitlines() if line.strip()]
+    message = lines[1] if len(lines) > 1 else str(error).strip()
+    return message.split(". ")[0].rstrip(".")
+
+
+def _check_slice_positions(reader: sitk.ImageSeriesReader, image: sitk.Image, folder: Path) -> None:
+    """Check that every slice lies where the image's evenly spaced grid puts it.
+
+    ITK builds the grid from the slice positions and only warns when they are uneven, which is
+    what a missing or unreadable slice (GDCM skips it) or a tilted-gantry series looks like.
+    """
+    files = reader.GetFileNames()
+    tolerance = SLICE_POSITION_TOLERANCE * image.GetSpacing()[2]
+    for index, name in enumerate(files):
+        if not reader.HasMetaDataKey(index, IMAGE_POSITION_TAG):
+            raise MedsegError(f"slice {Path(name).name} has no ImagePositionPatient", folder)
+        found = np.array(reader.GetMetaData(index, IMAGE_POSITION_TAG).split("\\"), dtype=float)
+        expected = np.array(image.TransformIndexToPhysicalPoint((0, 0, index)))
+        if np.abs(found - expected).max() > tolerance:
+            raise MedsegError(
+                f"slice {Path(name).name} is off the series' evenly spaced grid "
+                f"({len(files)} slices found: is a slice missing or unreadable?)",
+                folder,
+            )
+
+
+def read_series(folder: Path) -> sitk.Image:
+    """Read the one DICOM series in ``folder`` as a 3D grey-scale SimpleITK image (LPS, rescaled values).
+
+    Raises:
+        MedsegError: no series or several, unreadable or inconsistent slices, uneven slice
+            positions, or more than one value per voxel (colour).
+    """
+    reader = sitk.ImageSeriesReader()
+    reader.SetFileNames(series_files(folder))
+    reader.MetaDataDictionaryArrayUpdateOn()
+    try:
+        with _itk_warnings_off():
+            image = reader.Execute()
+    except RuntimeError as error:
+        raise MedsegError(f"cannot read the DICOM series ({_itk_reason(error)})", folder) from None
+    if image.GetNumberOfComponentsPerPixel() != 1:
+        components = image.GetNumberOfComponentsPerPixel()
+        raise MedsegError(f"has {components} values per voxel (colour?); expected a grey-scale scan", folder)
+    _check_slice_positions(reader, image, folder)
+    return image
+
+
+def ras_affine(image: sitk.Image) -> np.ndarray:
+    """The ``(4, 4)`` voxel-to-RAS affine of a 3D SimpleITK image, for its ``(X, Y, Z)`` voxel indices.
+
+    SimpleITK maps index ``i`` to the LPS point ``origin + direction @ (spacing * i)``; flipping the
+    first two physical axes turns that into RAS.
+    """
+    direction = np.reshape(image.GetDirection(), (3, 3))
+    affine = np.eye(4)
+    affine[:3, :3] = LPS_TO_RAS @ direction @ np.diag(image.GetSpacing())
+    affine[:3, 3] = LPS_TO_RAS @ np.asarray(image.GetOrigin())
+    return affine
+
+
+def series_to_nifti(folder: str | Path, target: str | Path) -> Path:
+    """Write the DICOM series in ``folder`` as a NIfTI at ``target`` on exactly the series' grid.
+
+    Args:
+        folder: a folder holding one DICOM series (other files in it are ignored).
+        target: the ``.nii`` or ``.nii.gz`` file to write (atomically).
+
+    Returns:
+        ``target``. Its data is ``(X, Y, Z)`` with the series' pixel type and rescaled values
+        (HU for CT); its qform and sform are :func:`ras_affine` of the series.
+
+    Raises:
+        MedsegError: see :func:`read_series`.
+    """
+    image = read_series(Path(folder))
+    voxels = sitk.GetArrayFromImage(image).transpose(2, 1, 0)  # SimpleITK's (Z, Y, X) -> (X, Y, Z)
+    return write_nifti(target, voxels, ras_affine(image))
