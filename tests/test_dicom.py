@@ -267,4 +267,4 @@ def test_scan_errors_name_the_folder(tmp_path, scratch):
     two_channel_bundle = SimpleNamespace(input_channels=2)
     with pytest.raises(MedsegError) as error:
         segment(two_channel_bundle, [folder], tmp_path / "masks", device="cpu")
-    assert_one_line_error(error, folder, "expects 2 channels")
+    assert_one_line_error(error, folder, "expected 2 channels")
