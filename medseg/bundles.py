@@ -140,9 +140,14 @@ def derive_bundle(source: Bundle, target: Path, values: Mapping[str, Any]) -> Bu
     (target / "models").mkdir(exist_ok=True)
     for config_path in (target / "configs").glob("*.json"):
         config = json.loads(config_path.read_text(encoding="utf-8"))
-        if config_path.name == "metadata.json" or not (keys := set(values) & set(config)):
+        if config_path.name == "metadata.json":
+            image = config.get("network_data_format", {}).get("inputs", {}).get("image", {})
+            if "spacing" in values and "spacing" in image:
+                image["spacing"] = values["spacing"]
+        elif keys := set(values) & set(config):
+            config.update({key: values[key] for key in keys})
+        else:
             continue
-        config.update({key: values[key] for key in keys})
         config_path.write_text(json.dumps(config, indent=4) + "\n", encoding="utf-8")
     return Bundle(target)
 

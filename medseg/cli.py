@@ -220,6 +220,22 @@ def evaluate_command(
     typer.echo(f"per-case metrics: {output / 'metrics.csv'}")
 
 
+@app.command("export")
+def export_command(
+    bundle: BundleArg,
+    fmt: Annotated[str, typer.Option("--format", help="torchscript or onnx.")] = "torchscript",
+    output: Annotated[
+        Path | None, typer.Option("--output", "-o", help="File to write (default: models/model.ts or model.onnx).")
+    ] = None,
+    weights: WeightsOpt = None,
+) -> None:
+    """Export the trained network; ONNX is checked against PyTorch under ONNX Runtime."""
+    from medseg.bundles import find_bundle
+    from medseg.export import export
+
+    typer.echo(f"wrote {export(find_bundle(bundle), fmt, output=output, weights=weights)}")
+
+
 @app.command("demo")
 def demo_command(
     output: Annotated[Path, typer.Option(help="Folder for the demo's data, model and masks.")] = Path("demo_output"),

@@ -129,9 +129,11 @@ def bundle_presets(fp: Fingerprint, defaults: dict[str, Any], modality: str) -> 
     if "spacing" in defaults:
         presets["spacing"] = fp.target_spacing
     if "patch_size" in defaults:
+        patch = defaults["patch_size"]
+        sizes = fp.shape_at_target[: len(patch)]  # a 2D bundle's patch covers the first two axes
         presets["patch_size"] = [
-            int(min(patch, max(PATCH_MULTIPLE, size // PATCH_MULTIPLE * PATCH_MULTIPLE)))
-            for patch, size in zip(defaults["patch_size"], fp.shape_at_target, strict=True)
+            int(min(p, max(PATCH_MULTIPLE, size // PATCH_MULTIPLE * PATCH_MULTIPLE)))
+            for p, size in zip(patch, sizes, strict=True)
         ]
     if "intensity" in defaults and modality.upper() == "CT" and fp.channels == 1:
         hu = fp.foreground[0]

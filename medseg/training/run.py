@@ -89,8 +89,9 @@ def _presets(bundle: Bundle, fp: Fingerprint, mode: str, fine_tuning: bool) -> d
     defaults = top_level_values(bundle, "train", PRESET_KEYS)
     modality = bundle.metadata.get("network_data_format", {}).get("inputs", {}).get("image", {}).get("modality", "")
     presets = bundle_presets(fp, defaults, modality)
-    if "spacing" in presets:
-        presets["spacing"] = [max(a, b) for a, b in zip(presets["spacing"], defaults["spacing"], strict=True)]
+    if "spacing" in presets:  # a bundle spacing <= 0 keeps each scan's own spacing on that axis, as MONAI does
+        pairs = zip(presets["spacing"], defaults["spacing"], strict=True)
+        presets["spacing"] = [own if own <= 0 else max(data, own) for data, own in pairs]
     return presets
 
 

@@ -1,0 +1,115 @@
+"""``medseg export``: a bundle's trained network as TorchScript or ONNX.
+
+TorchScript goes through MONAI's own ``ckpt_export`` (what ``python -m monai.bundle ckpt_export``
+runs). ONNX goes through PyTorch's exporter with dynamic batch and spatial sizes (multiples of the
+bundle's ``spatial_shape`` divisor, e.g. ``16*n``), and is checked under ONNX Runtime against the
+PyTorch network on a random input before it is kept.
+"""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+from medseg.bundles import Bundle
+from medseg.errors import MedsegError
+from medseg.io.atomic import atomic_file
+from medseg.weights import check_weights
+
+FORMATS = {"torchscript": ".ts", "onnx": ".onnx"}
+ONNX_TOLERANCE = 1e-4
+CHECK_SIZE = 2  # the random check input is (CHECK_SIZE * divisor) voxels along each axis
+
+
+def _divisors(bundle: Bundle) -> list[int]:
+    """Each spatial axis's size divisor from ``inputs.image.spatial_shape`` (``"16*n"`` -> 16)."""
+    shape = bundle.metadata["network_data_format"]["inputs"]["image"]["spatial_shape"]
+    return [int(re.match(r"^(\d+)\*n$", str(size)).group(1)) if "*n" in str(size) else int(size) for size in shape]
+
+
+def load_network(bundle: Bundle, weights: Path):
+    """The bundle's ``network_def`` from ``inference.json`` with ``weights`` loaded, in eval mode, on the CPU."""
+    import torch
+    from monai.bundle import ConfigParser
+
+    parser = ConfigParser()
+    parser.read_config(str(bundle.config("inference")))
+    parser["bundle_root"] = str(bundle.root)
+    network = parser.get_parsed_content("network_def")
+    state = torch.load(weights, map_location="cpu", weights_only=True)
+    network.load_state_dict(state.get("model", state) if isinstance(state, dict) else state)
+    return network.eval()
+
+
+def _torchscript(bundle: Bundle, weights: Path, target: Path) -> None:
+    from monai.bundle import ckpt_export
+
+    ckpt_export(
+        net_id="network_def",
+        filepath=str(target),
+        ckpt_file=str(weights),
+        meta_file=str(bundle.config("metadata")),
+        config_file=str(bundle.config("inference")),
+        bundle_root=str(bundle.root),
+    )
+
+
+def _onnx(bundle: Bundle, weights: Path, target: Path) -> float:
+    import numpy as np
+    import onnxruntime
+    import torch
+
+    network = load_network(bundle, weights)
+    divisors = _divisors(bundle)
+    channels = bundle.input_channels
+    example = torch.randn(1, channels, *(CHECK_SIZE * d for d in divisors))
+    sizes = {0: torch.export.Dim("batch", min=1, max=1024)}
+    for axis, divisor in enumerate(divisors, start=2):
+        sizes[axis] = divisor * torch.export.Dim(f"n{axis}", min=1, max=1024)
+    torch.onnx.export(
+        network,
+        (example,),
+        str(target),
+        dynamo=True,
+        input_names=["image"],
+        output_names=["pred"],
+        dynamic_shapes=(sizes,),
+        external_data=False,
+        verbose=False,
+    )
+    check = torch.randn(2, channels, *((CHECK_SIZE + 1) * d for d in divisors))
+    session = onnxruntime.InferenceSession(str(target), providers=["CPUExecutionProvider"])
+    exported = session.run(None, {"image": check.numpy()})[0]
+    with torch.inference_mode():
+        expected = network(check).numpy()
+    return float(np.abs(exported - expected).max())
+
+
+def export(bundle: Bundle, fmt: str, *, output: str | Path | None = None, weights: str | Path | None = None) -> Path:
+    """Export a bundle's network.
+
+    Args:
+        bundle: the bundle.
+        fmt: ``torchscript`` or ``onnx``.
+        output: file to write; defaults to ``models/model.ts`` or ``models/model.onnx`` in the bundle.
+        weights: weights to export; defaults to the bundle's ``models/model.pt``.
+
+    Returns:
+        The written file.
+
+    Raises:
+        MedsegError: unknown format, missing weights, or an ONNX model whose output differs from
+            PyTorch's by more than 1e-4 (then nothing is written).
+    """
+    if fmt not in FORMATS:
+        raise MedsegError(f"unknown export format {fmt!r}; choose torchscript or onnx")
+    weights_path = check_weights(weights if weights is not None else bundle.weights)
+    target = Path(output) if output is not None else bundle.root / "models" / f"model{FORMATS[fmt]}"
+    with atomic_file(target) as partial:
+        if fmt == "torchscript":
+            _torchscript(bundle, weights_path, partial)
+        else:
+            difference = _onnx(bundle, weights_path, partial)
+            if difference > ONNX_TOLERANCE:
+                raise MedsegError(f"ONNX output differs from PyTorch by {difference:.2e} (> {ONNX_TOLERANCE})", target)
+    return target
