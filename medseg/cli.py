@@ -178,25 +178,46 @@ def infer_command(
     output: Annotated[Path, typer.Option("--output", "-o", help="Output folder for <name>_seg.nii.gz masks.")],
     weights: WeightsOpt = None,
     device: DeviceOpt = "auto",
+    overlap: Annotated[float | None, typer.Option(help="Window overlap (default 0.25; stock: the bundle's).")] = None,
+    tta: Annotated[bool, typer.Option("--tta", help="Mirror test-time augmentation (if trained with it).")] = False,
+    fast: Annotated[bool, typer.Option("--fast", help="Network on 1.5x coarser voxels: faster, less exact.")] = False,
+    stock: Annotated[bool, typer.Option("--stock", help="The bundle's own recipe (sliding windows, Invertd).")] = False,
+    label_rules: Annotated[
+        bool, typer.Option(help="Keep the largest organ component and tumours inside their organ.")
+    ] = True,
     override: OverrideOpt = None,
 ) -> None:
     """Segment scans; writes OUTDIR/<name>_seg.nii.gz (uint8, on the scan's own grid).
 
-    <name> is a NIfTI file's name without .nii/.nii.gz, or a DICOM series folder's name.
+    <name> is a NIfTI file's name without .nii/.nii.gz, or a DICOM series folder's name. A scan that
+    fails is reported and skipped; the others are finished (exit status 1 if any failed).
     """
-    from medseg.bundles import find_bundle
-    from medseg.inference.predict import segment
+    from tqdm import tqdm
 
-    masks = segment(
-        find_bundle(bundle),
-        inputs,
-        output,
-        weights=weights,
-        device=device,
-        overrides=_parse_overrides(override or []),
-    )
-    for mask in masks:
+    from medseg.bundles import find_bundle
+    from medseg.inference.options import InferenceOptions
+    from medseg.inference.predict import segment_report
+
+    options = InferenceOptions(stock=stock, overlap=overlap, tta=tta, coarse=fast, label_rules=label_rules)
+    with tqdm(total=len(inputs), desc="segmenting", unit="scan", disable=len(inputs) < 2) as bar:
+        report = segment_report(
+            find_bundle(bundle),
+            inputs,
+            output,
+            weights=weights,
+            device=device,
+            options=options,
+            overrides=_parse_overrides(override or []),
+            progress=lambda done: bar.update(done - bar.n),
+        )
+    for mask in report.written:
         typer.echo(f"wrote {mask}")
+    if len(report.failed) == 1 and len(inputs) == 1:
+        raise report.failed[0]
+    for error in report.failed:
+        typer.echo(f"error: {error}", err=True)
+    if report.failed:
+        raise typer.Exit(1)
 
 
 @app.command("evaluate")

@@ -8,6 +8,7 @@ import nibabel as nib
 import numpy as np
 import pytest
 
+from medseg.inference.options import InferenceOptions
 from medseg.inference.predict import segment
 
 from .conftest import TINY
@@ -57,10 +58,10 @@ def portable_masks(tmp_path_factory, small_ct, tiny_run):
     return sorted(output.glob("*_seg.nii.gz"))
 
 
-def test_medseg_infer_equals_the_portable_path(tmp_path, small_ct, tiny_run, portable_masks):
+def test_medseg_infer_stock_equals_the_portable_path(tmp_path, small_ct, tiny_run, portable_masks):
     scans = sorted((small_ct / "imagesTs").glob("*.nii.gz"))
     assert [p.name.replace("_seg", "") for p in portable_masks] == [s.name for s in scans]
-    ours = segment(tiny_run.bundle, scans, tmp_path, device="cpu")
+    ours = segment(tiny_run.bundle, scans, tmp_path, device="cpu", options=InferenceOptions(stock=True))
     for mine, theirs in zip(ours, portable_masks, strict=True):
         assert mine.name == theirs.name
         mask, reference = nib.load(mine), nib.load(theirs)

@@ -60,12 +60,13 @@ def _load(path: Path) -> tuple[nib.Nifti1Image, np.ndarray]:
         raise MedsegError(f"cannot read NIfTI ({error})", path) from None
 
 
-def _channels_of(data: np.ndarray, path: Path, expected: int | None) -> int:
-    """Channel count of a 3D or 4D (channel-last) array; raise if it is not what is expected."""
-    dims = " x ".join(map(str, data.shape))
-    if data.ndim not in (3, 4):
-        raise MedsegError(f"has {data.ndim} dimensions ({dims}); expected a 3D scan", path)
-    found = 1 if data.ndim == 3 else data.shape[3]
+def _channels_of(data: np.ndarray | tuple[int, ...], path: Path, expected: int | None) -> int:
+    """Channel count of a 3D or 4D (channel-last) array or shape; raise if it is not what is expected."""
+    shape = tuple(data.shape if isinstance(data, np.ndarray) else data)
+    dims = " x ".join(map(str, shape))
+    if len(shape) not in (3, 4):
+        raise MedsegError(f"has {len(shape)} dimensions ({dims}); expected a 3D scan", path)
+    found = 1 if len(shape) == 3 else shape[3]
     if expected is not None and found != expected:
         wanted = "a 3D scan" if expected == 1 else f"{expected} channels in the 4th dimension"
         raise MedsegError(f"has shape {dims}; expected {wanted}", path)
@@ -89,6 +90,44 @@ def check_scan(path: str | Path, *, channels: int = 1) -> ScanInfo:
     if np.issubdtype(data.dtype, np.floating) and not np.isfinite(data).all():
         raise MedsegError("contains NaN or infinite voxel values", path)
     return ScanInfo(path, tuple(int(s) for s in data.shape[:3]), found, image.affine)  # type: ignore[arg-type]
+
+
+def _gzip_size(path: Path) -> int:
+    """The uncompressed size (mod 2**32) a gzip file's trailer records."""
+    with path.open("rb") as handle:
+        handle.seek(-4, os.SEEK_END)
+        return int.from_bytes(handle.read(4), "little")
+
+
+def check_scan_header(path: str | Path, *, channels: int = 1) -> ScanInfo:
+    """Check a NIfTI scan without decompressing its voxels: header, dimensions, channels, length.
+
+    A truncated ``.nii`` is shorter than its header says; a truncated ``.nii.gz`` has a gzip
+    trailer whose recorded size does not match the header's. Corruption inside the compressed
+    data is found later, when the voxels are read.
+
+    Raises:
+        MedsegError: missing, unreadable or truncated file, or wrong dimensions or channels.
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise MedsegError("file not found" if not path.exists() else "not a file", path)
+    if not is_nifti(path):
+        raise MedsegError("not a NIfTI file (expected .nii or .nii.gz)", path)
+    try:
+        image = nib.load(path)
+        header = image.header
+        expected = int(image.dataobj.offset) + int(np.prod(image.shape)) * header.get_data_dtype().itemsize
+    except READ_ERRORS as error:
+        raise MedsegError(f"cannot read NIfTI ({error})", path) from None
+    found = _channels_of(tuple(image.shape), path, channels)
+    if path.name.endswith(".gz"):
+        recorded = _gzip_size(path)
+        if recorded != expected % 2**32:
+            raise MedsegError(f"cannot read NIfTI (truncated or corrupt: {expected} bytes expected)", path)
+    elif path.stat().st_size < expected:
+        raise MedsegError(f"cannot read NIfTI (truncated: {path.stat().st_size} of {expected} bytes)", path)
+    return ScanInfo(path, tuple(int(s) for s in image.shape[:3]), found, image.affine)  # type: ignore[arg-type]
 
 
 def grid_of(affine: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:

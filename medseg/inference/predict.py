@@ -1,10 +1,14 @@
 """``medseg infer``: run a bundle's ``inference.json`` on scans and write one mask per scan.
 
-The bundle's own preprocessing, network and inferer run unchanged; medseg overrides the data list,
-the device, the weights and the writer (:class:`medseg.io.mask_writer.SaveMaskd`). Masks are
-written into a staging folder inside the output folder and moved into place only when every scan
-is done, so a failure leaves no partial output. A DICOM series folder is first converted to a
-temporary NIfTI on the series' grid (:mod:`medseg.io.dicom`), which is deleted afterwards.
+The bundle's preprocessing and network always run as its configs say. By default medseg's fast
+path (:mod:`medseg.inference.options`) replaces the inferer and the inversion step by override;
+``stock`` keeps the bundle's recipe whole. The writer is always
+:class:`medseg.io.mask_writer.SaveMaskd` (uint8, the source's exact grid, atomic).
+
+Scans are checked up front (header, dimensions, truncation) and then segmented one at a time. A
+scan that fails is reported and skipped; the others are finished. Each mask is written to a
+staging folder and moved into place when its scan is done, so no half-written file is ever left.
+A DICOM series folder is first converted to a temporary NIfTI on the series' grid.
 """
 
 from __future__ import annotations
@@ -12,17 +16,27 @@ from __future__ import annotations
 import os
 import shutil
 import tempfile
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from medseg.bundles import Bundle, append_to, load_workflow, run_workflow
-from medseg.data.validate import check_scan
+from medseg.bundles import Bundle, load_workflow
+from medseg.data.validate import check_scan_header
 from medseg.devices import device_expression
 from medseg.errors import MedsegError
+from medseg.inference.options import InferenceOptions, inference_overrides
 from medseg.io.dicom import series_to_nifti
 from medseg.io.paths import mask_path, scan_name
 from medseg.weights import check_weights
+
+
+@dataclass
+class SegmentReport:
+    """What a run produced: masks written, and one error per scan that failed."""
+
+    written: list[Path] = field(default_factory=list)
+    failed: list[MedsegError] = field(default_factory=list)
 
 
 def _unique_names(paths: Sequence[Path]) -> None:
@@ -40,25 +54,34 @@ def _nifti_scan(source: Path, scratch: Path, channels: int) -> Path:
     Errors name ``source``, never the converted file.
     """
     if not source.is_dir():
-        return check_scan(source, channels=channels).path
+        return check_scan_header(source, channels=channels).path
     converted = series_to_nifti(source, scratch / f"{scan_name(source)}.nii.gz")
     try:
-        return check_scan(converted, channels=channels).path
+        return check_scan_header(converted, channels=channels).path
     except MedsegError as error:
         raise MedsegError(error.problem, source) from None
 
 
-def segment(
+def _as_user_error(error: Exception, source: Path) -> MedsegError:
+    """One line about ``source`` for any failure while segmenting it."""
+    if isinstance(error, MedsegError):
+        return MedsegError(error.problem, source)
+    reason = (str(error).strip().splitlines() or [""])[0][:300]
+    return MedsegError(f"segmentation failed ({type(error).__name__}: {reason})", source)
+
+
+def segment_report(
     bundle: Bundle,
     inputs: Sequence[str | Path],
     output_dir: str | Path,
     *,
     weights: str | Path | None = None,
     device: str = "auto",
+    options: InferenceOptions | None = None,
     overrides: Mapping[str, Any] | None = None,
-    progress: bool = True,
-) -> list[Path]:
-    """Segment scans with a bundle.
+    progress: Callable[[int], None] | None = None,
+) -> SegmentReport:
+    """Segment scans, skipping (and reporting) those that fail.
 
     Args:
         bundle: the bundle to run.
@@ -67,70 +90,63 @@ def segment(
         output_dir: where ``<name>_seg.nii.gz`` masks go (created if missing).
         weights: weights file; defaults to the bundle's ``models/model.pt``.
         device: ``auto``, ``cpu``, ``cuda`` or ``cuda:N``.
-        overrides: further config overrides, id to value (e.g. ``{"overlap": 0.25}``).
-        progress: show a progress bar over the scans.
-
-    Returns:
-        The written mask paths, in input order.
+        options: fast path or stock recipe, overlap, TTA, coarse, label rules.
+        overrides: further config overrides, id to value.
+        progress: called with the number of scans finished so far.
 
     Raises:
-        MedsegError: for unusable inputs or weights; nothing is written then.
+        MedsegError: for unusable weights, options or duplicate output names (before any work).
     """
     if not inputs:
         raise MedsegError("no input scans given")
     sources = [Path(path) for path in inputs]
-    with tempfile.TemporaryDirectory(prefix="medseg-dicom-") as scratch:
-        scans = [_nifti_scan(source, Path(scratch), bundle.input_channels) for source in sources]
-        _unique_names(sources)
-        return _segment_scans(
-            bundle, scans, output_dir, weights=weights, device=device, overrides=overrides, progress=progress
-        )
-
-
-def _segment_scans(
-    bundle: Bundle,
-    scans: Sequence[Path],
-    output_dir: str | Path,
-    *,
-    weights: str | Path | None,
-    device: str,
-    overrides: Mapping[str, Any] | None,
-    progress: bool,
-) -> list[Path]:
-    """:func:`segment` for checked NIfTI scans."""
-    weights_path = check_weights(weights if weights is not None else bundle.weights)
+    _unique_names(sources)
     config: dict[str, Any] = {
-        "dataset#data": [{"image": str(scan.resolve())} for scan in scans],
-        "ckpt_path": str(weights_path.resolve()),
+        "ckpt_path": str(check_weights(weights if weights is not None else bundle.weights).resolve()),
         "device": device_expression(device),
+        **inference_overrides(bundle, options or InferenceOptions()),
         **(overrides or {}),
     }
+    report = SegmentReport()
     output = Path(output_dir)
     created = not output.exists()
     output.mkdir(parents=True, exist_ok=True)
     staging = Path(tempfile.mkdtemp(prefix=".medseg-staging-", dir=output))
-    done = False
+    config["writer"] = {"_target_": "medseg.io.mask_writer.SaveMaskd", "keys": "pred", "output_dir": str(staging)}
     try:
-        config["writer"] = {
-            "_target_": "medseg.io.mask_writer.SaveMaskd",
-            "keys": "pred",
-            "output_dir": str(staging),
-        }
-        workflow = load_workflow(bundle, ["inference"], workflow_type="infer", overrides=config, quiet=True)
-        if progress:
-            bar = {
-                "_target_": "ignite.handlers.ProgressBar",
-                "persist": True,
-                "desc": f"{bundle.name}: scans",
-            }
-            append_to(workflow, "handlers", [bar])
-        run_workflow(workflow)
-        written = [mask_path(output, scan) for scan in scans]
-        for target in written:
-            os.replace(staging / target.name, target)
-        done = True
-        return written
+        with tempfile.TemporaryDirectory(prefix="medseg-dicom-") as scratch:
+            workflow = load_workflow(bundle, ["inference"], workflow_type="infer", overrides=config, quiet=True)
+            for done, source in enumerate(sources, start=1):
+                try:
+                    scan = _nifti_scan(source, Path(scratch), bundle.input_channels)
+                    workflow.parser["dataset#data"] = [{"image": str(scan.resolve())}]
+                    workflow.initialize()
+                    workflow.run()
+                    target = mask_path(output, scan)
+                    os.replace(staging / target.name, target)
+                    report.written.append(target)
+                except Exception as error:  # one scan's failure must not stop the others
+                    report.failed.append(_as_user_error(error, source))
+                if progress is not None:
+                    progress(done)
+            workflow.finalize()
     finally:
         shutil.rmtree(staging, ignore_errors=True)
-        if created and not done and not any(output.iterdir()):
+        if created and not report.written and output.is_dir() and not any(output.iterdir()):
             output.rmdir()
+    return report
+
+
+def segment(bundle: Bundle, inputs: Sequence[str | Path], output_dir: str | Path, **kwargs: Any) -> list[Path]:
+    """Like :func:`segment_report`, but raise if any scan fails.
+
+    A single failing scan raises its own one-line error; several raise one error that counts them
+    (the masks of the scans that succeeded are kept).
+    """
+    report = segment_report(bundle, inputs, output_dir, **kwargs)
+    if len(report.failed) == 1 and not report.written:
+        raise report.failed[0]
+    if report.failed:
+        details = "; ".join(str(error) for error in report.failed[:3])
+        raise MedsegError(f"{len(report.failed)} of {len(inputs)} scans failed: {details}")
+    return report.written

@@ -1,0 +1,162 @@
+"""medseg's fast inference path: its pieces, and its agreement with the stock MONAI recipe."""
+
+import nibabel as nib
+import numpy as np
+import pytest
+import torch
+import torch.nn.functional as F
+from monai.networks.nets import UNet
+from monai.transforms import AsDiscreted, Compose, Lambdad
+from scipy import ndimage
+
+from medseg.inference import resample
+from medseg.inference.inferers import LargeWindowInferer, MirrorInferer, window_size
+from medseg.inference.label_rules import apply_label_rules
+from medseg.inference.options import InferenceOptions, inference_overrides
+from medseg.inference.predict import segment
+from medseg.io.nifti import write_nifti
+
+
+def test_window_is_the_volume_rounded_up_when_it_fits():
+    assert window_size([241, 133, 120], 16, 12_000_000) == [256, 144, 128]
+    roi = window_size([400, 300, 400], 16, 12_000_000)
+    assert np.prod(roi) <= 12_000_000 and all(r % 16 == 0 for r in roi)
+
+
+@pytest.fixture(scope="module")
+def net():
+    torch.manual_seed(0)
+    return UNet(3, 1, 3, channels=(4, 8, 16, 32, 64), strides=(2, 2, 2, 2), num_res_units=1).eval()
+
+
+def test_large_window_equals_the_network_on_the_padded_volume(net):
+    x = torch.randn(1, 1, 37, 29, 21)
+    with torch.inference_mode():
+        padded = net(F.pad(x, (0, 11, 0, 3, 0, 11)))[..., :37, :29, :21]
+        np.testing.assert_allclose(LargeWindowInferer(channels_last=False)(x, net), padded, atol=1e-5)
+        split = LargeWindowInferer(max_voxels=16 * 32 * 32, channels_last=False)(x, net)
+    assert split.shape == (1, 3, 37, 29, 21)
+
+
+def test_mirror_tta_averages_all_flips():
+    calls = []
+
+    def record(x):
+        calls.append(x.clone())
+        return x
+
+    x = torch.arange(24.0).reshape(1, 1, 2, 3, 4)
+    out = MirrorInferer(LargeWindowInferer(divisor=1, channels_last=False), axes=(0, 2))(x, record)
+    assert len(calls) == 4
+    torch.testing.assert_close(out, x)  # an equivariant "network" is unchanged by TTA
+
+
+def test_trilinear_matches_grid_sample():
+    volume = torch.randn(2, 7, 5, 4)
+    points = torch.tensor([[0.0, 0.0, 0.0], [3.25, 1.5, 2.75], [6.0, 4.0, 3.0], [5.9, 0.1, 1.3]])
+    grid = (2 * points / torch.tensor([6.0, 4.0, 3.0]) - 1).flip(-1).reshape(1, 1, 1, -1, 3)
+    expected = F.grid_sample(volume[None], grid, mode="bilinear", align_corners=True)[0, :, 0, 0]
+    torch.testing.assert_close(resample._trilinear(volume, points), expected, atol=1e-5, rtol=0)
+
+
+def test_cells_take_a_label_only_when_every_corner_has_it():
+    labels = torch.zeros(4, 4, 4, dtype=torch.long)
+    labels[2:, :, :] = 1
+    labels[0] = resample.OUTSIDE
+    cells = resample.cell_labels(labels)
+    assert (cells[0] == resample.MIXED).all()  # next to the outside: interpolate
+    assert (cells[1] == resample.MIXED).all() and (cells[2] == 1).all()
+    assert resample.cell_labels(torch.full((2, 2, 2), resample.OUTSIDE))[0, 0, 0] == 0
+
+
+def _affine(permutation, signs, spacing, shape, centre):
+    affine = np.zeros((4, 4))
+    affine[3, 3] = 1
+    for axis, world in enumerate(permutation):
+        affine[world, axis] = signs[axis] * spacing[axis]
+    affine[:3, 3] = centre - affine[:3, :3] @ (np.asarray(shape) / 2)
+    return affine
+
+
+def _regions_to_labels():
+    """A BraTS-like decision: thresholds on three sigmoid regions, then ET -> 4, TC -> 1, WT -> 2."""
+
+    def rule(p):
+        return torch.where(p[2:3] > 0, 4, torch.where(p[0:1] > 0, 1, torch.where(p[1:2] > 0, 2, 0))).float()
+
+    return Compose([AsDiscreted(keys="pred", threshold=0.5), Lambdad(keys="pred", func=rule)])
+
+
+@pytest.mark.parametrize("seed", range(6))
+def test_cell_shortcut_equals_full_interpolation(seed, monkeypatch):
+    rng = np.random.default_rng(seed)
+    logits = torch.from_numpy(ndimage.gaussian_filter(rng.normal(size=(3, 20, 17, 11)), (0, 1.5, 1.5, 1.5)) * 18)
+    argmax = seed % 2 == 0
+    probabilities = (torch.softmax(logits, 0) if argmax else torch.sigmoid(logits)).float()
+    decide = AsDiscreted(keys="pred", argmax=True) if argmax else _regions_to_labels()
+    network = np.diag([1.5, 1.5, 2.5, 1.0])
+    source_shape = (40, 35, 30)
+    axes, signs, spacing = rng.permutation(3), rng.choice([-1, 1], 3), rng.uniform(0.6, 1.2, 3)
+    source = _affine(axes, signs, spacing, source_shape, np.array([15.0, 13.0, 14.0]) + rng.uniform(-4, 4, 3))
+    shortcut = resample.to_source_grid(probabilities, network, source, source_shape, decide, slab_voxels=3000)
+    monkeypatch.setattr(resample, "_axis_map", lambda transform: None)  # every voxel through grid_sample
+    full = resample.to_source_grid(probabilities, network, source, source_shape, decide, slab_voxels=3000)
+    np.testing.assert_array_equal(shortcut, full)
+    assert len(np.unique(shortcut)) >= 3
+
+
+def test_label_rules_keep_the_organ_and_its_tumours():
+    labels = np.zeros((30, 30, 30), np.uint8)
+    labels[5:20, 5:20, 5:20] = 1  # the liver
+    labels[8:12, 8:12, 8:12] = 2  # a tumour inside it
+    labels[25:28, 25:28, 25:28] = 1  # a stray false-positive blob
+    labels[0:2, 25:28, 0:2] = 2  # a tumour far from any liver
+    cleaned = apply_label_rules(labels.copy(), {"largest_component": [[1, 2]], "inside": {"2": [1]}})
+    assert cleaned[25:28, 25:28, 25:28].max() == 0 and cleaned[0:2, 25:28, 0:2].max() == 0
+    assert (cleaned == 2).sum() == 64 and (cleaned == 1).sum() == 15**3 - 64
+
+
+def _reoriented(source, target, codes, oblique=False):
+    image = nib.load(source)
+    now = nib.orientations.io_orientation(image.affine)
+    moved = image.as_reoriented(nib.orientations.ornt_transform(now, nib.orientations.axcodes2ornt(codes)))
+    affine = moved.affine.copy()
+    if oblique:  # turn the grid 10 degrees about z: direction cosines no longer axis-aligned
+        c, s = np.cos(np.deg2rad(10)), np.sin(np.deg2rad(10))
+        affine = np.array([[c, -s, 0, 0], [s, c, 0, 0], [0, 0, 1, 0], [0, 0, 0, 1]]) @ affine
+    write_nifti(target, np.asarray(moved.dataobj), affine)
+    return target
+
+
+@pytest.fixture(scope="module")
+def orientations(tmp_path_factory, small_ct):
+    folder = tmp_path_factory.mktemp("orientations")
+    source = small_ct / "imagesTs" / "liver_006.nii.gz"  # 3.8 x 3.8 x 4.7 mm voxels
+    return [
+        _reoriented(source, folder / "ras.nii.gz", ("R", "A", "S")),
+        _reoriented(source, folder / "lps.nii.gz", ("L", "P", "S")),
+        _reoriented(source, folder / "pil.nii.gz", ("P", "I", "L")),
+        _reoriented(source, folder / "oblique.nii.gz", ("L", "P", "S"), oblique=True),
+    ]
+
+
+def test_fast_resampling_equals_invertd_in_every_orientation(tmp_path, tiny_run, orientations):
+    """Same network windows; only the way back to the source grid differs (Invertd + argmax vs ours)."""
+    bundle, stock_path = tiny_run.bundle, InferenceOptions(stock=True)
+    fast = {"postprocessing": inference_overrides(bundle, InferenceOptions(label_rules=False))["postprocessing"]}
+    ours = segment(bundle, orientations, tmp_path / "ours", device="cpu", options=stock_path, overrides=fast)
+    stock = segment(bundle, orientations, tmp_path / "stock", device="cpu", options=stock_path)
+    for mine, theirs in zip(ours, stock, strict=True):
+        a, b = np.asarray(nib.load(mine).dataobj), np.asarray(nib.load(theirs).dataobj)
+        assert a.shape == b.shape and (b > 0).sum() > 50
+        assert np.mean(a == b) > 0.999, mine.name
+
+
+def test_fast_path_masks_keep_each_scans_grid(tmp_path, tiny_run, orientations):
+    """Agreement with the stock path is measured with the shipped model (test_shipped_model, benchmarks)."""
+    masks = segment(tiny_run.bundle, orientations, tmp_path, device="cpu")
+    for mask_path, scan in zip(masks, orientations, strict=True):
+        mask, source = nib.load(mask_path), nib.load(scan)
+        assert mask.get_data_dtype() == np.uint8 and mask.shape == source.shape
+        np.testing.assert_array_equal(mask.affine, source.affine)
+        assert set(np.unique(np.asarray(mask.dataobj))) <= {0, 1, 2} and np.asarray(mask.dataobj).any()
