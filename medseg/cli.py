@@ -112,6 +112,27 @@ def sample_mri(
     typer.echo(f"wrote {total} cases to {directory}")
 
 
+@sample_data.command("brats")
+def sample_brats(
+    directory: Annotated[Path, typer.Argument(help="Output folder (must not exist, or be empty).")],
+    cases: Annotated[int, typer.Option(help="Number of training cases.")] = 16,
+    test_cases: Annotated[int | None, typer.Option(help="Number of test cases (default: a quarter).")] = None,
+    seed: Annotated[int, typer.Option(help="Dataset seed; the same seed gives the same voxels.")] = 0,
+    spacing: Annotated[float, typer.Option(help="Isotropic voxel size in mm.")] = 2.0,
+) -> None:
+    """Write synthetic brain tumour MRI (FLAIR, T1w, t1gd, T2w) in the real MNI152 brain, BraTS labels (MSD layout)."""
+    from tqdm import tqdm
+
+    from medseg.data.samples import write_brats_dataset
+
+    total = cases + (max(1, cases // 4) if test_cases is None else test_cases)
+    with tqdm(total=total, desc="brain tumour MRI cases", unit="case") as bar:
+        write_brats_dataset(
+            directory, cases=cases, test_cases=test_cases, seed=seed, spacing=spacing, progress=lambda n: bar.update(1)
+        )
+    typer.echo(f"wrote {total} cases to {directory}")
+
+
 @app.command("check-dataset")
 def check_dataset_command(
     data: Annotated[Path, typer.Argument(help="Dataset folder (MSD, nnU-Net, images/ + labels/, case_seg) or CSV.")],

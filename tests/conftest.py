@@ -7,10 +7,11 @@ from pathlib import Path
 import pytest
 
 from medseg.bundles import Bundle, find_bundle
-from medseg.data.samples import write_ct_dataset
+from medseg.data.samples import write_brats_dataset, write_ct_dataset
 
 # Bundle overrides that make the CT bundle cheap enough for unit tests: coarse voxels, small patches.
 TINY = {"spacing": [6.0, 6.0, 6.0], "patch_size": [32, 32, 32], "num_workers": 0}
+BRATS_SEED, BRATS_SPACING = 6, 4.0
 
 
 @pytest.fixture(scope="session")
@@ -23,6 +24,13 @@ def small_ct(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A 6 + 2 case synthetic CT dataset on the coarse ``small`` grid."""
     root = tmp_path_factory.mktemp("data") / "small_ct"
     return write_ct_dataset(root, cases=6, test_cases=2, seed=7, preset="small", workers=1)
+
+
+@pytest.fixture(scope="session")
+def small_brats(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A 5 + 1 case synthetic brain tumour MRI dataset at 4 mm (RAS and LPS; every tumour kind)."""
+    root = tmp_path_factory.mktemp("data") / "small_brats"
+    return write_brats_dataset(root, cases=5, test_cases=1, seed=BRATS_SEED, spacing=BRATS_SPACING, workers=1)
 
 
 @pytest.fixture(scope="session")

@@ -82,6 +82,32 @@ def variant_grid(template: Template, variant: MriVariant) -> tuple[np.ndarray, t
     return affine, shape  # type: ignore[return-value]
 
 
+def head_motion(template: Template, rotation_deg: tuple[float, float, float]) -> np.ndarray:
+    """``(4, 4)`` world transform that turns the head by ``rotation_deg`` about the template's centre."""
+    centre = template.affine @ np.append(np.asarray(template.t1.shape) / 2, 1)
+    return rotation_about(centre[:3], np.asarray(rotation_deg))
+
+
+def bias_field(
+    rng: np.random.Generator, shape: tuple[int, int, int], spacing: tuple[float, float, float], strength: float
+) -> np.ndarray:
+    """A smooth multiplicative bias field ``exp(strength * field / 2)``: ``shape`` float32, waves of 150-400 mm."""
+    field = SmoothField.random(rng, terms=3, wavelength_mm=(150, 400))
+    x, y, z = (np.arange(n, dtype=np.float32) * s for n, s in zip(shape, spacing, strict=True))
+    return np.exp(strength * field(x[:, None, None], y[None, :, None], z[None, None, :]) / 2)
+
+
+def add_rician_noise(image: np.ndarray, rng: np.random.Generator, sigma: float) -> np.ndarray:
+    """The magnitude of ``image`` plus complex Gaussian noise of standard deviation ``sigma`` (Rician)."""
+    real, imaginary = (rng.normal(0, sigma, image.shape).astype(np.float32) for _ in range(2))
+    return np.sqrt((image + real) ** 2 + imaginary**2)
+
+
+def to_stored(image: np.ndarray) -> np.ndarray:
+    """int16 voxels: relative intensities times :data:`INTENSITY_SCALE`, clipped to the int16 range from 0."""
+    return np.clip(np.rint(image * INTENSITY_SCALE), 0, np.iinfo(np.int16).max).astype(np.int16)
+
+
 def render_variant(template: Template, variant: MriVariant, rng: np.random.Generator) -> tuple[np.ndarray, ...]:
     """Render one variant.
 
@@ -90,19 +116,14 @@ def render_variant(template: Template, variant: MriVariant, rng: np.random.Gener
         matter) on the same grid, and the ``(4, 4)`` voxel-to-RAS affine.
     """
     affine, shape = variant_grid(template, variant)
-    centre = template.affine @ np.append(np.asarray(template.t1.shape) / 2, 1)
-    motion = rotation_about(centre[:3], np.asarray(variant.rotation_deg))
+    motion = head_motion(template, variant.rotation_deg)
     t1, grey, white = (
         resample(volume, template.affine, affine, shape, moved_by=motion)
         for volume in (template.t1, template.grey, template.white)
     )
     image = np.clip(t1, 0, None) ** variant.gamma
     if variant.bias:
-        field = SmoothField.random(rng, terms=3, wavelength_mm=(150, 400))
-        x, y, z = (np.arange(n, dtype=np.float32) * s for n, s in zip(shape, variant.spacing, strict=True))
-        image *= np.exp(variant.bias * field(x[:, None, None], y[None, :, None], z[None, None, :]) / 2)
+        image *= bias_field(rng, shape, variant.spacing, variant.bias)
     if variant.noise:
-        real, imaginary = (rng.normal(0, variant.noise, shape).astype(np.float32) for _ in range(2))
-        image = np.sqrt((image + real) ** 2 + imaginary**2)
-    stored = np.clip(np.rint(image * INTENSITY_SCALE), 0, np.iinfo(np.int16).max).astype(np.int16)
-    return stored, tissue_labels(grey, white), affine
+        image = add_rician_noise(image, rng, variant.noise)
+    return to_stored(image), tissue_labels(grey, white), affine

@@ -2,7 +2,9 @@
 
 - ``ct``: synthetic abdominal CT with liver and tumour labels (:mod:`medseg.data.phantom`);
 - ``mri``: the real MNI152 T1 from nilearn and versions of it as other scanners would show it,
-  with grey- and white-matter labels (:mod:`medseg.data.mri_variants`).
+  with grey- and white-matter labels (:mod:`medseg.data.mri_variants`);
+- ``brats``: synthetic brain tumours inside the real MNI152 brain, four MR sequences per case in
+  one 4D file, with BraTS 2021 labels (:mod:`medseg.data.brain_tumour`).
 
 Each dataset folder gets ``imagesTr/``, ``labelsTr/``, ``imagesTs/`` and ``dataset.json`` as the
 MSD defines them, plus ``labelsTs/`` (test labels, for evaluation) and ``cases.json`` (what was
@@ -22,6 +24,7 @@ from typing import Any
 
 import numpy as np
 
+from medseg.data import brain_tumour
 from medseg.data.phantom import PRESETS, make_case
 from medseg.errors import MedsegError
 from medseg.io.atomic import atomic_directory
@@ -29,6 +32,7 @@ from medseg.io.nifti import write_nifti
 
 CT_LABELS = {"0": "background", "1": "liver", "2": "tumour"}
 MRI_LABELS = {"0": "background", "1": "grey matter", "2": "white matter"}
+BRATS_LABELS = {"0": "background", "1": "necrotic tumour core", "2": "peritumoral oedema", "4": "enhancing tumour"}
 Rendered = tuple[np.ndarray, np.ndarray, np.ndarray, dict[str, Any]]
 
 
@@ -69,8 +73,8 @@ def _write_msd(
         training = [r for r in records if r["image"].startswith("./imagesTr/")]
         test = [r["image"] for r in records if r["image"].startswith("./imagesTs/")]
         dataset = {
-            **description,
             "tensorImageSize": "3D",
+            **description,
             "numTraining": len(training),
             "numTest": len(test),
             "training": [{"image": r["image"], "label": r["label"]} for r in training],
@@ -203,5 +207,65 @@ def write_mri_dataset(
         "licence": "see the MNI ICBM 2009 licence (copyright McConnell Brain Imaging Centre)",
         "modality": {"0": "T1w"},
         "labels": MRI_LABELS,
+    }
+    return _write_msd(directory, jobs, description, workers, progress)
+
+
+@dataclass(frozen=True)
+class _BratsRender:
+    seed: int
+    index: int
+    spacing: float
+
+    def __call__(self) -> Rendered:
+        scan = brain_tumour.make_case((self.seed, self.index), spacing_mm=self.spacing, name=f"brats_{self.index:03d}")
+        return scan.image, scan.label, scan.affine, scan.facts()
+
+
+def write_brats_dataset(
+    directory: str | Path,
+    *,
+    cases: int = 16,
+    test_cases: int | None = None,
+    seed: int = 0,
+    spacing: float = 2.0,
+    workers: int | None = None,
+    progress: Callable[[int], None] | None = None,
+) -> Path:
+    """Write a synthetic brain tumour MRI dataset in the layout of MSD Task01 (BrainTumour).
+
+    Each image is one 4D NIfTI, channel last: FLAIR, T1w, t1gd, T2w (int16). Labels follow BraTS
+    2021: 1 necrotic tumour core, 2 peritumoral oedema, 4 enhancing tumour (uint8). See
+    :mod:`medseg.data.brain_tumour` for how a case is drawn.
+
+    Args:
+        directory: output folder; must not exist or be empty.
+        cases: number of training cases.
+        test_cases: number of labelled test cases; defaults to a quarter of ``cases`` (at least 1).
+        seed: dataset seed; case ``i`` depends only on ``(seed, i)`` (and ``spacing``).
+        spacing: isotropic voxel size (mm).
+        workers: processes to render with; defaults to the number of CPUs (at most 4).
+        progress: called with the number of cases finished so far, after each case.
+    """
+    if cases < 1:
+        raise MedsegError(f"--cases must be at least 1, got {cases}")
+    if spacing <= 0:
+        raise MedsegError(f"--spacing must be positive, got {spacing}")
+    n_test = max(1, cases // 4) if test_cases is None else test_cases
+
+    def jobs(folder: Path) -> list[_Job]:
+        return [
+            _Job(folder, f"brats_{i:03d}", "Tr" if i < cases else "Ts", _BratsRender(seed, i, spacing))
+            for i in range(cases + n_test)
+        ]
+
+    description = {
+        "name": "SyntheticBrainTumourMRI",
+        "description": "Synthetic gliomas in the MNI152 2009a brain (nilearn): FLAIR, T1w, t1gd, T2w",
+        "reference": f"medseg sample-data brats, seed {seed}, spacing {spacing} mm; Fonov et al., NeuroImage 2011",
+        "licence": "see the MNI ICBM 2009 licence (copyright McConnell Brain Imaging Centre)",
+        "tensorImageSize": "4D",
+        "modality": {str(i): name for i, name in enumerate(brain_tumour.SEQUENCES)},
+        "labels": BRATS_LABELS,
     }
     return _write_msd(directory, jobs, description, workers, progress)

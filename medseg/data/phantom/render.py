@@ -15,7 +15,7 @@ from scipy import ndimage
 
 from medseg.data.phantom.anatomy import Anatomy
 from medseg.data.phantom.grid import CtGrid
-from medseg.data.phantom.shapes import Bounds, Capsule, Ellipsoid
+from medseg.data.phantom.shapes import Bounds, Box, Capsule, Ellipsoid, box
 
 AIR_HU = -1000.0
 HU_RANGE = (-1024, 3071)
@@ -40,17 +40,9 @@ class Canvas:
         """An all-air canvas with all-background labels."""
         return cls(np.full(grid.shape, AIR_HU, np.float32), np.zeros(grid.shape, np.uint8), grid.axes_mm())
 
-    def box(self, bounds: Bounds) -> tuple[tuple[slice, ...], tuple[np.ndarray, ...]] | None:
+    def box(self, bounds: Bounds) -> Box | None:
         """Index slices and broadcastable coordinates of the voxels inside ``bounds``; None if empty."""
-        slices, coords = [], []
-        for axis, (lo, hi) in enumerate(zip(*bounds, strict=True)):
-            ticks = self.axes[axis]
-            start, stop = np.searchsorted(ticks, lo), np.searchsorted(ticks, hi, side="right")
-            if start >= stop:
-                return None
-            slices.append(slice(int(start), int(stop)))
-            coords.append(ticks[start:stop].reshape([-1 if a == axis else 1 for a in range(3)]))
-        return tuple(slices), tuple(coords)
+        return box(self.axes, bounds)
 
     def paint(
         self,

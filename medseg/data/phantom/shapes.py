@@ -1,4 +1,4 @@
-"""Implicit 3D shapes for the CT phantom, evaluated on broadcast coordinate grids.
+"""Implicit 3D shapes for the synthetic scans (CT phantom, brain tumours), evaluated on broadcast grids.
 
 Every shape has a ``level(x, y, z)`` function that is negative inside and positive outside, and a
 world bounding box so that it is only ever evaluated on the voxels it can touch. Coordinates are
@@ -13,6 +13,29 @@ from dataclasses import dataclass
 import numpy as np
 
 Bounds = tuple[np.ndarray, np.ndarray]
+Box = tuple[tuple[slice, ...], tuple[np.ndarray, ...]]
+
+
+def box(axes: tuple[np.ndarray, np.ndarray, np.ndarray], bounds: Bounds) -> Box | None:
+    """The voxels of a grid that lie inside ``bounds``.
+
+    Args:
+        axes: voxel-centre coordinates (mm) along x, y and z, each ascending, shapes ``(X,)``, ``(Y,)``, ``(Z,)``.
+        bounds: ``(lo, hi)`` world box, each ``(3,)`` mm.
+
+    Returns:
+        Index slices into the ``(X, Y, Z)`` grid and the coordinates of those voxels as broadcastable
+        ``(X', 1, 1)``, ``(1, Y', 1)``, ``(1, 1, Z')`` arrays; None if no voxel is inside.
+    """
+    slices, coords = [], []
+    for axis, (lo, hi) in enumerate(zip(*bounds, strict=True)):
+        ticks = axes[axis]
+        start, stop = np.searchsorted(ticks, lo), np.searchsorted(ticks, hi, side="right")
+        if start >= stop:
+            return None
+        slices.append(slice(int(start), int(stop)))
+        coords.append(ticks[start:stop].reshape([-1 if a == axis else 1 for a in range(3)]))
+    return tuple(slices), tuple(coords)
 
 
 @dataclass(frozen=True)
