@@ -11,6 +11,7 @@ from monai.bundle import ConfigParser, ConfigWorkflow
 from monai.transforms import ConvertToMultiChannelBasedOnBratsClasses
 
 from medseg.bundles import find_bundle, run_workflow
+from medseg.inference.options import InferenceOptions
 from medseg.inference.predict import segment
 from medseg.training.run import train
 
@@ -91,7 +92,7 @@ def test_one_epoch_trains_and_records_history(brats_run):
 
 def test_masks_on_the_source_grid_in_brats_labels(tmp_path, brats_run, small_brats):
     scans = [small_brats / "imagesTs" / "brats_005.nii.gz", small_brats / "imagesTr" / "brats_002.nii.gz"]
-    masks = segment(brats_run.bundle, scans, tmp_path, device="cpu", progress=False)
+    masks = segment(brats_run.bundle, scans, tmp_path, device="cpu")
     storage = set()
     for scan, mask_path in zip(scans, masks, strict=True):
         image, mask = nib.load(scan), nib.load(mask_path)
@@ -122,7 +123,8 @@ def test_portable_inference_writes_the_same_masks(tmp_path, brats_run, small_bra
     )
     run_workflow(workflow)
     portable = nib.load(tmp_path / "portable" / "brats_005_seg.nii.gz")
-    (ours,) = segment(brats_run.bundle, [small_brats / "imagesTs" / "brats_005.nii.gz"], tmp_path, device="cpu")
+    scan = small_brats / "imagesTs" / "brats_005.nii.gz"
+    (ours,) = segment(brats_run.bundle, [scan], tmp_path, device="cpu", options=InferenceOptions(stock=True))
     assert portable.get_data_dtype() == np.uint8 and portable.shape == nib.load(ours).shape
     np.testing.assert_array_equal(np.asarray(portable.dataobj), np.asarray(nib.load(ours).dataobj))
 
