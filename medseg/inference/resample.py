@@ -33,8 +33,14 @@ Decide = Callable[[dict[str, torch.Tensor]], dict[str, torch.Tensor]]
 
 
 def _labels(decide: Decide, probabilities: torch.Tensor) -> torch.Tensor:
-    """Apply the bundle's discretisation to ``(C, ...)`` probabilities; returns ``(...)`` int labels."""
+    """Apply the bundle's discretisation to ``(C, ...)`` probabilities; returns ``(...)`` int labels.
+
+    The result is a plain tensor: MONAI returns MetaTensors, whose per-operation metadata handling
+    would slow every later step on these large arrays.
+    """
     labels = decide({"pred": probabilities})["pred"]
+    if isinstance(labels, MetaTensor):
+        labels = labels.as_tensor()
     return torch.as_tensor(labels)[0].round().to(torch.int64)
 
 
@@ -89,30 +95,37 @@ def cell_labels(labels: torch.Tensor) -> torch.Tensor:
 
 def _trilinear(volume: torch.Tensor, points: torch.Tensor) -> torch.Tensor:
     """Values ``(C, M)`` of ``volume`` ``(C, x, y, z)`` at ``points`` ``(M, 3)`` inside it (index units)."""
-    base = torch.floor(points).long()
+    sizes = volume.shape[1:]
+    flat = volume.reshape(volume.shape[0], -1)
+    base = torch.floor(points)
     fraction = points - base
+    base = base.long()
+    # per axis: the two neighbour indices (clamped into the volume) and their weights
+    neighbours = [[(base[:, a] + o).clamp(0, sizes[a] - 1) for o in (0, 1)] for a in range(3)]
+    weights = [[1 - fraction[:, a], fraction[:, a]] for a in range(3)]
     total = torch.zeros(volume.shape[0], len(points), dtype=volume.dtype, device=volume.device)
-    upper = torch.tensor(volume.shape[1:], device=volume.device) - 1
-    for corner in np.ndindex(2, 2, 2):
-        offset = torch.tensor(corner, device=volume.device)
-        index = (base + offset).clamp(torch.zeros_like(upper), upper)
-        weight = torch.prod(torch.where(offset.bool(), fraction, 1 - fraction), dim=1)
-        total += volume[:, index[:, 0], index[:, 1], index[:, 2]] * weight
+    for i, j, k in np.ndindex(2, 2, 2):
+        index = (neighbours[0][i] * sizes[1] + neighbours[1][j]) * sizes[2] + neighbours[2][k]
+        total += flat.index_select(1, index) * (weights[0][i] * weights[1][j] * weights[2][k])
     return total
 
 
 def _separable_slabs(
-    padded: torch.Tensor, transform: np.ndarray, axes: list[int], decide: Decide, start, stop, step: int
+    padded: torch.Tensor,
+    padded_labels: torch.Tensor,
+    transform: np.ndarray,
+    axes: list[int],
+    decide: Decide,
+    start,
+    stop,
+    step: int,
 ):
     """Yield ``(k0, labels (ni, nj, nk))`` slabs for an axis-aligned map.
 
     A voxel whose network cell has one label takes it; only voxels in mixed cells are interpolated.
     """
     device = padded.device
-    labels = _labels(decide, padded)
-    for axis in range(3):  # the padding layer added around the crop
-        labels.index_fill_(axis, torch.tensor([0, labels.shape[axis] - 1], device=device), OUTSIDE)
-    cells = cell_labels(labels)
+    cells = cell_labels(padded_labels)
     coordinates = []  # per network axis: coordinates along it, shaped to broadcast along its source axis
     for network_axis, source_axis in enumerate(axes):
         ticks = torch.arange(start[source_axis], stop[source_axis] + 1, device=device, dtype=torch.float64)
@@ -183,12 +196,14 @@ def to_source_grid(
         ``(X, Y, Z)`` uint8 labels.
     """
     labels = np.zeros(source_shape, np.uint8)
-    box = foreground_box(_labels(decide, probabilities))
+    network_labels = _labels(decide, probabilities)
+    box = foreground_box(network_labels)
     if box is None:
         return labels
     lo, hi = box
-    crop = probabilities[:, lo[0] : hi[0] + 1, lo[1] : hi[1] + 1, lo[2] : hi[2] + 1].float()
-    padded = F.pad(crop, [1, 1, 1, 1, 1, 1])  # one layer of zeros: the "outside" of the network grid
+    inside = (slice(lo[0], hi[0] + 1), slice(lo[1], hi[1] + 1), slice(lo[2], hi[2] + 1))
+    padded = F.pad(probabilities[(slice(None), *inside)].float(), [1] * 6)  # zeros: outside the network grid
+    padded_labels = F.pad(network_labels[inside], [1] * 6, value=OUTSIDE)
     padded_affine = network_affine.copy()
     padded_affine[:3, 3] = network_affine[:3, :3] @ (lo - 1) + network_affine[:3, 3]
     start, stop = _source_box(box, np.linalg.inv(source_affine) @ network_affine, source_shape)
@@ -199,7 +214,7 @@ def to_source_grid(
     if axes is None:
         slabs = _grid_slabs(padded, transform, decide, start, stop, step)
     else:
-        slabs = _separable_slabs(padded, transform, axes, decide, start, stop, step)
+        slabs = _separable_slabs(padded, padded_labels, transform, axes, decide, start, stop, step)
     for k0, block in slabs:
         block = block.cpu().numpy()
         labels[start[0] : stop[0] + 1, start[1] : stop[1] + 1, k0 : k0 + block.shape[2]] = block
