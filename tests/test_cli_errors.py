@@ -28,39 +28,45 @@ def scan(small_ct):
     return small_ct / "imagesTs" / "liver_006.nii.gz"
 
 
+@pytest.fixture(scope="module")
+def weights(tmp_path_factory, tiny_run):
+    """Valid weights, so that each test reaches the input it is about."""
+    return tiny_run.best_weights
+
+
 def test_unknown_bundle(tmp_path, scan):
     result = medseg("infer", "no_such_bundle", scan, "-o", tmp_path / "out")
     assert_one_line_error(result, "unknown bundle 'no_such_bundle'", "ct_liver_tumour_3d")
     assert not (tmp_path / "out").exists()
 
 
-def test_missing_input(tmp_path):
+def test_missing_input(tmp_path, weights):
     missing = tmp_path / "nowhere.nii.gz"
-    result = medseg("infer", "ct_liver_tumour_3d", missing, "-o", tmp_path / "out")
+    result = medseg("infer", "ct_liver_tumour_3d", missing, "-o", tmp_path / "out", "--weights", weights)
     assert_one_line_error(result, str(missing), "file not found")
     assert not (tmp_path / "out").exists()
 
 
-def test_corrupt_nifti(tmp_path):
+def test_corrupt_nifti(tmp_path, weights):
     corrupt = tmp_path / "corrupt.nii.gz"
     corrupt.write_bytes(gzip.compress(b"this is not a NIfTI header" * 20))
-    result = medseg("infer", "ct_liver_tumour_3d", corrupt, "-o", tmp_path / "out")
+    result = medseg("infer", "ct_liver_tumour_3d", corrupt, "-o", tmp_path / "out", "--weights", weights)
     assert_one_line_error(result, str(corrupt), "cannot read NIfTI")
     assert not (tmp_path / "out").exists()
 
 
-def test_truncated_nifti(tmp_path, scan):
+def test_truncated_nifti(tmp_path, scan, weights):
     truncated = tmp_path / "truncated.nii.gz"
     truncated.write_bytes(scan.read_bytes()[: scan.stat().st_size // 2])
-    result = medseg("infer", "ct_liver_tumour_3d", truncated, "-o", tmp_path / "out")
+    result = medseg("infer", "ct_liver_tumour_3d", truncated, "-o", tmp_path / "out", "--weights", weights)
     assert_one_line_error(result, str(truncated), "cannot read NIfTI")
     assert not (tmp_path / "out").exists()
 
 
-def test_4d_file_for_a_3d_bundle(tmp_path):
+def test_4d_file_for_a_3d_bundle(tmp_path, weights):
     four_d = tmp_path / "timeseries.nii.gz"
     nib.save(nib.Nifti1Image(np.zeros((8, 8, 8, 3), np.int16), np.eye(4)), four_d)
-    result = medseg("infer", "ct_liver_tumour_3d", four_d, "-o", tmp_path / "out")
+    result = medseg("infer", "ct_liver_tumour_3d", four_d, "-o", tmp_path / "out", "--weights", weights)
     assert_one_line_error(result, str(four_d), "8 x 8 x 8 x 3", "expected a 3D scan")
     assert not (tmp_path / "out").exists()
 

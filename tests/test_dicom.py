@@ -3,7 +3,6 @@
 import locale
 import math
 import tempfile
-from types import SimpleNamespace
 
 import nibabel as nib
 import numpy as np
@@ -11,6 +10,7 @@ import pytest
 import SimpleITK as sitk
 
 from medseg.errors import MedsegError
+from medseg.inference import predict
 from medseg.inference.predict import segment
 from medseg.io.dicom import series_to_nifti
 
@@ -232,7 +232,7 @@ def test_segment_series_folders(tmp_path, scratch, ct_bundle, random_weights):
     volumes = {"patient.7": ct_volume(FLIPPED), "patient.8": ct_volume(OBLIQUE, seed=1)}
     folders = [write_series(tmp_path / name, volume) for name, volume in volumes.items()]
     out = tmp_path / "masks"
-    masks = segment(ct_bundle, folders, out, weights=random_weights, device="cpu", overrides=TINY, progress=False)
+    masks = segment(ct_bundle, folders, out, weights=random_weights, device="cpu", overrides=TINY)
     names = ["patient.7_seg.nii.gz", "patient.8_seg.nii.gz"]
     assert masks == [out / name for name in names]
     assert sorted(p.name for p in out.iterdir()) == names
@@ -243,14 +243,14 @@ def test_segment_series_folders(tmp_path, scratch, ct_bundle, random_weights):
         assert_same_grid(sitk.ReadImage(str(mask_path)), volume)
 
 
-def test_failed_segment_leaves_nothing(tmp_path, scratch, ct_bundle):
+def test_a_failing_input_is_reported_and_the_others_finished(tmp_path, scratch, ct_bundle, random_weights):
     folder = write_series(tmp_path / "series", ct_volume(FLIPPED))
     missing = tmp_path / "missing.nii.gz"
     out = tmp_path / "masks"
-    with pytest.raises(MedsegError) as error:
-        segment(ct_bundle, [folder, missing], out, device="cpu")
-    assert_one_line_error(error, missing, "file not found")
-    assert not out.exists()
+    with pytest.raises(MedsegError, match="1 of 2 scans failed") as error:
+        segment(ct_bundle, [folder, missing], out, weights=random_weights, device="cpu", overrides=TINY)
+    assert f"{missing}: file not found" in str(error.value)
+    assert [p.name for p in out.iterdir()] == ["series_seg.nii.gz"]
 
 
 def test_two_folders_with_the_same_name(tmp_path, scratch, ct_bundle):
@@ -264,7 +264,6 @@ def test_two_folders_with_the_same_name(tmp_path, scratch, ct_bundle):
 
 def test_scan_errors_name_the_folder(tmp_path, scratch):
     folder = write_series(tmp_path / "series", ct_volume(FLIPPED))
-    two_channel_bundle = SimpleNamespace(input_channels=2)
     with pytest.raises(MedsegError) as error:
-        segment(two_channel_bundle, [folder], tmp_path / "masks", device="cpu")
+        predict._nifti_scan(folder, tmp_path, channels=2)
     assert_one_line_error(error, folder, "expected 2 channels")

@@ -108,33 +108,53 @@ def segment_report(
         **(overrides or {}),
     }
     report = SegmentReport()
-    output = Path(output_dir)
+    with tempfile.TemporaryDirectory(prefix="medseg-dicom-") as scratch:
+        scans = []
+        for source in sources:  # every input is checked before any work starts
+            try:
+                scans.append((source, _nifti_scan(source, Path(scratch), bundle.input_channels)))
+            except MedsegError as error:
+                report.failed.append(error)
+        if scans:
+            skipped = len(sources) - len(scans)
+            counted = None if progress is None else (lambda done: progress(skipped + done))
+            _run_scans(bundle, scans, Path(output_dir), config, report, counted)
+    return report
+
+
+def _run_scans(
+    bundle: Bundle,
+    scans: list[tuple[Path, Path]],
+    output: Path,
+    config: dict[str, Any],
+    report: SegmentReport,
+    progress: Callable[[int], None] | None,
+) -> None:
+    """Segment checked ``(source, nifti)`` pairs one by one into ``output``; failures go to ``report``."""
     created = not output.exists()
     output.mkdir(parents=True, exist_ok=True)
     staging = Path(tempfile.mkdtemp(prefix=".medseg-staging-", dir=output))
-    config["writer"] = {"_target_": "medseg.io.mask_writer.SaveMaskd", "keys": "pred", "output_dir": str(staging)}
+    writer = {"_target_": "medseg.io.mask_writer.SaveMaskd", "keys": "pred", "output_dir": str(staging)}
+    config = {**config, "writer": writer}
     try:
-        with tempfile.TemporaryDirectory(prefix="medseg-dicom-") as scratch:
-            workflow = load_workflow(bundle, ["inference"], workflow_type="infer", overrides=config, quiet=True)
-            for done, source in enumerate(sources, start=1):
-                try:
-                    scan = _nifti_scan(source, Path(scratch), bundle.input_channels)
-                    workflow.parser["dataset#data"] = [{"image": str(scan.resolve())}]
-                    workflow.initialize()
-                    workflow.run()
-                    target = mask_path(output, scan)
-                    os.replace(staging / target.name, target)
-                    report.written.append(target)
-                except Exception as error:  # one scan's failure must not stop the others
-                    report.failed.append(_as_user_error(error, source))
-                if progress is not None:
-                    progress(done)
-            workflow.finalize()
+        workflow = load_workflow(bundle, ["inference"], workflow_type="infer", overrides=config, quiet=True)
+        for done, (source, scan) in enumerate(scans, start=1):
+            try:
+                workflow.parser["dataset#data"] = [{"image": str(scan.resolve())}]
+                workflow.initialize()
+                workflow.run()
+                target = mask_path(output, scan)
+                os.replace(staging / target.name, target)
+                report.written.append(target)
+            except Exception as error:  # one scan's failure must not stop the others
+                report.failed.append(_as_user_error(error, source))
+            if progress is not None:
+                progress(done)
+        workflow.finalize()
     finally:
         shutil.rmtree(staging, ignore_errors=True)
         if created and not report.written and output.is_dir() and not any(output.iterdir()):
             output.rmdir()
-    return report
 
 
 def segment(bundle: Bundle, inputs: Sequence[str | Path], output_dir: str | Path, **kwargs: Any) -> list[Path]:

@@ -8,6 +8,7 @@ import nibabel as nib
 import numpy as np
 
 from medseg.io.atomic import atomic_file
+from medseg.io.fast_nifti import save_nifti
 
 SCANNER_CODE = 1  # NIfTI xform code "scanner anatomical"
 
@@ -27,7 +28,7 @@ def nifti_image(array: np.ndarray, affine: np.ndarray) -> nib.Nifti1Image:
 
 
 def write_nifti(path: str | Path, array: np.ndarray, affine: np.ndarray) -> Path:
-    """Write ``array`` to ``path`` (``.nii`` or ``.nii.gz``) atomically; see :func:`nifti_image`."""
+    """Write ``array`` to ``path`` (``.nii`` or ``.nii.gz``, ISA-L level 1) atomically; see :func:`nifti_image`."""
     with atomic_file(path) as partial:
-        nib.save(nifti_image(array, affine), partial)
+        save_nifti(nifti_image(array, affine), partial)
     return Path(path)

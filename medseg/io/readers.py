@@ -1,0 +1,25 @@
+"""A MONAI image reader that loads NIfTI through :mod:`medseg.io.fast_nifti` (ISA-L gzip, one copy)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from monai.data import NibabelReader
+from monai.data.utils import correct_nifti_header_if_necessary
+
+from medseg.io.fast_nifti import load_nifti
+
+
+class FastNibabelReader(NibabelReader):
+    """MONAI's ``NibabelReader`` with :func:`load_nifti` as its loader.
+
+    MONAI's reader calls ``nibabel.load`` inside ``read()`` with no hook for another loader, so
+    ``read()`` is re-implemented here; everything after loading is the parent's.
+    """
+
+    def read(self, data, **kwargs):
+        """Load one file, or several stacked as channels, as nibabel images."""
+        names = [data] if isinstance(data, str | Path) else list(data)
+        self.filenames = names
+        images = [correct_nifti_header_if_necessary(load_nifti(name)) for name in names]
+        return images if len(images) > 1 else images[0]
