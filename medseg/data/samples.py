@@ -52,6 +52,26 @@ def _run(job: _Job) -> dict[str, Any]:
     return {"image": f"./images{job.split}/{file}", "label": f"./labels{job.split}/{file}", **facts}
 
 
+def _numbered_jobs(
+    prefix: str, cases: int, test_cases: int | None, render: Callable[[int], Callable[[], Rendered]]
+) -> Callable[[Path], list[_Job]]:
+    """Jobs for cases ``prefix_000 ...``: ``cases`` training cases, then the test cases.
+
+    ``test_cases`` defaults to a quarter of ``cases`` (at least 1); test cases take the indices after
+    the training cases, so the two never share a patient.
+    """
+    if cases < 1:
+        raise MedsegError(f"--cases must be at least 1, got {cases}")
+    if test_cases is not None and test_cases < 0:
+        raise MedsegError(f"--test-cases must not be negative, got {test_cases}")
+    total = cases + (max(1, cases // 4) if test_cases is None else test_cases)
+
+    def jobs(folder: Path) -> list[_Job]:
+        return [_Job(folder, f"{prefix}_{i:03d}", "Tr" if i < cases else "Ts", render(i)) for i in range(total)]
+
+    return jobs
+
+
 def _write_msd(
     directory: str | Path,
     jobs: Callable[[Path], list[_Job]],
@@ -109,16 +129,7 @@ def write_ct_dataset(
     """
     if preset not in PRESETS:
         raise MedsegError(f"unknown preset {preset!r}; choose one of {', '.join(PRESETS)}")
-    if cases < 1:
-        raise MedsegError(f"--cases must be at least 1, got {cases}")
-    n_test = max(1, cases // 4) if test_cases is None else test_cases
-
-    def jobs(folder: Path) -> list[_Job]:
-        return [
-            _Job(folder, f"liver_{i:03d}", "Tr" if i < cases else "Ts", _CtRender(seed, i, preset))
-            for i in range(cases + n_test)
-        ]
-
+    jobs = _numbered_jobs("liver", cases, test_cases, lambda i: _CtRender(seed, i, preset))
     description = {
         "name": "SyntheticLiverCT",
         "description": "Synthetic contrast-enhanced abdominal CT with liver and tumour labels",
@@ -247,18 +258,9 @@ def write_brats_dataset(
         workers: processes to render with; defaults to the number of CPUs (at most 4).
         progress: called with the number of cases finished so far, after each case.
     """
-    if cases < 1:
-        raise MedsegError(f"--cases must be at least 1, got {cases}")
     if spacing <= 0:
         raise MedsegError(f"--spacing must be positive, got {spacing}")
-    n_test = max(1, cases // 4) if test_cases is None else test_cases
-
-    def jobs(folder: Path) -> list[_Job]:
-        return [
-            _Job(folder, f"brats_{i:03d}", "Tr" if i < cases else "Ts", _BratsRender(seed, i, spacing))
-            for i in range(cases + n_test)
-        ]
-
+    jobs = _numbered_jobs("brats", cases, test_cases, lambda i: _BratsRender(seed, i, spacing))
     description = {
         "name": "SyntheticBrainTumourMRI",
         "description": "Synthetic gliomas in the MNI152 2009a brain (nilearn): FLAIR, T1w, t1gd, T2w",
