@@ -57,7 +57,8 @@ def main() -> None:
         with tempfile.TemporaryDirectory() as out:
             start = time.perf_counter()
             try:
-                masks = segment(bundle, [c.image[0] for c in cases], out, weights=args.weights, options=InferenceOptions(**settings))
+                options = InferenceOptions(**settings)
+                masks = segment(bundle, [c.image[0] for c in cases], out, weights=args.weights, options=options)
             except MedsegError as error:
                 print(f"{variant:<24} not available: {error.problem}")
                 continue
