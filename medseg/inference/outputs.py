@@ -2,9 +2,10 @@
 
 Per case, beside ``<name>_seg.nii.gz``: ``<name>.seg.nrrd`` (Slicer segmentation), ``<name>_stats.json``
 (volumes, lesions, burden, and which scan it was) and ``<name>_overlay.png`` (three slices with the mask
-outlined). Per run, in OUTDIR: ``stats.csv``, ``report.html``, ``<bundle>_colors.ctbl`` and
-``open_in_slicer.py``. Every file is written atomically; :mod:`medseg.inference.predict` writes a case's
-files into its staging folder and moves them into OUTDIR together, mask last.
+outlined); for a DICOM series input, when highdicom is installed, ``<name>_seg.dcm`` (DICOM SEG).
+Per run, in OUTDIR: ``stats.csv``, ``report.html``, ``<bundle>_colors.ctbl`` and ``open_in_slicer.py``.
+Every file is written atomically; :mod:`medseg.inference.predict` writes a case's files into its
+staging folder and moves them into OUTDIR together, mask last.
 """
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ from scipy import ndimage
 from medseg.bundles import Bundle
 from medseg.io.atomic import write_text
 from medseg.io.color_table import write_color_table
+from medseg.io.dicom_seg import dicom_seg_available, write_dicom_seg
 from medseg.io.html_report import write_report
 from medseg.io.overlay import write_overlay
 from medseg.io.paths import REPORT_PAGE, STATS_TABLE, CaseFiles, color_table_path
@@ -53,7 +55,7 @@ def _scan_intensities(scan: Path) -> np.ndarray:
 
 
 def write_case_outputs(bundle: Bundle, source: Path, scan: Path, files: CaseFiles) -> None:
-    """Write the Slicer segmentation, statistics and overlay of the case whose mask is ``files.mask``.
+    """Write the Slicer segmentation, statistics, overlay (and DICOM SEG) of the case whose mask is ``files.mask``.
 
     Args:
         bundle: the bundle that made the mask (labels, colours, terminology, label rules, modality).
@@ -65,6 +67,8 @@ def write_case_outputs(bundle: Bundle, source: Path, scan: Path, files: CaseFile
     mask, affine = np.asarray(header.dataobj), header.affine
     labels = bundle.labels
     write_seg_nrrd(files.segmentation, mask, affine, labels)
+    if source.is_dir() and dicom_seg_available():
+        write_dicom_seg(files.dicom_seg, mask, source, bundle)
     values = [label.value for label in labels if label.value]
     quantities = measure(mask, affine, values, bundle.label_rules.get("inside", {}))
     write_case_stats(files.stats, case_stats(files.name, source, bundle.name, bundle.modality, labels, quantities))
@@ -87,7 +91,7 @@ def publish_case(staged: CaseFiles, output_dir: Path) -> Path:
     masks were asked for) are removed, so that nothing disagrees with the new mask.
     """
     target = CaseFiles(output_dir, staged.name)
-    for name in ("segmentation", "stats", "overlay", "mask"):
+    for name in ("segmentation", "dicom_seg", "stats", "overlay", "mask"):
         source, destination = getattr(staged, name), getattr(target, name)
         if source.is_file():
             os.replace(source, destination)

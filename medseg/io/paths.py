@@ -54,6 +54,11 @@ class CaseFiles:
         return self.output_dir / f"{self.name}.seg.nrrd"
 
     @property
+    def dicom_seg(self) -> Path:
+        """``<name>_seg.dcm``: the DICOM SEG, for a scan that was a DICOM series."""
+        return self.output_dir / f"{self.name}_seg.dcm"
+
+    @property
     def stats(self) -> Path:
         """``<name>_stats.json``: volumes, lesions and burden."""
         return self.output_dir / f"{self.name}_stats.json"
