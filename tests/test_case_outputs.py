@@ -219,3 +219,10 @@ def test_report_renders_in_headless_chromium(outdir, tmp_path):
     picture = np.asarray(Image.open(shot).convert("L"))
     assert picture.shape == (1600, 1200)
     assert (picture < 30).mean() > 0.05, "the embedded overlays (black backgrounds) should show on the page"
+
+
+def test_snippet_paths_survive_quotes_and_backslashes(tmp_path):
+    odd = tmp_path / 'it\'s a "scan" \\ here.nii.gz'
+    odd.write_bytes(b"")
+    calls = _run_snippet(slicer_snippet([SlicerCase(odd, tmp_path / "x.seg.nrrd")]))
+    assert calls[0] == ("volume", str(odd))

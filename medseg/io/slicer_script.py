@@ -8,6 +8,7 @@ otherwise the ``_seg.nii.gz`` mask.
 
 from __future__ import annotations
 
+import json
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -40,6 +41,11 @@ def _volume_file(scan: Path) -> Path:
     return Path(series_files(scan)[0])
 
 
+def _literal(path: Path) -> str:
+    """A Python string literal of the absolute path (JSON's escapes are Python's too)."""
+    return json.dumps(str(path.resolve()), ensure_ascii=False)
+
+
 def slicer_snippet(cases: Sequence[SlicerCase]) -> str:
     """Slicer Python code that loads every case: ``slicer.util.loadVolume`` then ``loadSegmentation``."""
     lines = [
@@ -47,7 +53,7 @@ def slicer_snippet(cases: Sequence[SlicerCase]) -> str:
         "import slicer",
         "",
         "cases = [",
-        *(f"    ({str(_volume_file(c.scan).resolve())!r}, {str(c.segmentation.resolve())!r})," for c in cases),
+        *(f"    ({_literal(_volume_file(c.scan))}, {_literal(c.segmentation)})," for c in cases),
         "]",
         "for scan, segmentation in cases:",
         "    volume = slicer.util.loadVolume(scan)",
