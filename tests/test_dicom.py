@@ -232,7 +232,9 @@ def test_segment_series_folders(tmp_path, scratch, ct_bundle, random_weights):
     volumes = {"patient.7": ct_volume(FLIPPED), "patient.8": ct_volume(OBLIQUE, seed=1)}
     folders = [write_series(tmp_path / name, volume) for name, volume in volumes.items()]
     out = tmp_path / "masks"
-    masks = segment(ct_bundle, folders, out, weights=random_weights, device="cpu", overrides=TINY, progress=False)
+    masks = segment(
+        ct_bundle, folders, out, weights=random_weights, device="cpu", overrides=TINY, progress=False, extras=False
+    )
     names = ["patient.7_seg.nii.gz", "patient.8_seg.nii.gz"]
     assert masks == [out / name for name in names]
     assert sorted(p.name for p in out.iterdir()) == names
