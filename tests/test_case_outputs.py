@@ -226,3 +226,21 @@ def test_snippet_paths_survive_quotes_and_backslashes(tmp_path):
     odd.write_bytes(b"")
     calls = _run_snippet(slicer_snippet([SlicerCase(odd, tmp_path / "x.seg.nrrd")]))
     assert calls[0] == ("volume", str(odd))
+
+
+def test_four_channel_mri_case(tmp_path):
+    """A BraTS-style case: 4D scan (first channel drawn), labels 1, 2 and 4, no lesion rules."""
+    shape = (24, 28, 20)
+    affine = grid_affine((2.0, 2.0, 2.0), shape, CENTRE, flip=(-1, -1, 1))
+    oedema, core = sphere(affine, shape, CENTRE, 12), sphere(affine, shape, CENTRE, 5)
+    scan = np.stack([oedema * 300.0 + 100, core * 50.0, np.zeros(shape), np.ones(shape)], axis=-1)
+    mask = np.zeros(shape, np.uint8)
+    mask[oedema], mask[core] = 2, 4
+    write_nifti(tmp_path / "brain.nii.gz", scan.astype(np.float32), affine)
+    files = CaseFiles(tmp_path, "brain")
+    write_nifti(files.mask, mask, affine)
+    write_case_outputs(find_bundle("mri_brain_tumour_3d"), tmp_path / "brain.nii.gz", tmp_path / "brain.nii.gz", files)
+    stats = json.loads(files.stats.read_text())
+    assert [(e["value"], e["volume_ml"] > 0) for e in stats["labels"]] == [(1, False), (2, True), (4, True)]
+    assert stats["lesions"] == [] and stats["burden"] == [] and stats["modality"] == "MR"
+    assert files.overlay.stat().st_size > 10_000
