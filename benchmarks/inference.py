@@ -186,7 +186,7 @@ def run_child(path: str, scan: str, out: str, bundle_name: str, weights: str | N
         import medseg.inference.predict as predict
 
         predict.load_workflow = load_and_count
-        report = segment_report(bundle, [scan], out, weights=weights_file, device="auto")
+        report = segment_report(bundle, [scan], out, weights=weights_file, device="auto", extras=False)
         if report.failed:
             raise report.failed[0]
     total = time.perf_counter() - start

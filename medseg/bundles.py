@@ -25,6 +25,26 @@ if TYPE_CHECKING:
 BUILTIN_BUNDLES = Path(__file__).resolve().parent.parent / "bundles"
 # A user's own bundles, found by name like the built-in ones.
 USER_BUNDLES = Path.home() / ".medseg" / "bundles"
+DEFAULT_RGB = (128, 128, 128)
+
+
+# A coded concept: (coding scheme designator, code value, code meaning), e.g. ("SCT", "10200004", "Liver").
+Code = tuple[str, str, str]
+
+
+@dataclass(frozen=True)
+class Terminology:
+    """What a label is, in DICOM segmentation terms (SNOMED CT codes), as Slicer and DICOM SEG record it.
+
+    Args:
+        category: segmented property category, e.g. anatomical structure or morphologically altered structure.
+        type: segmented property type, e.g. liver or neoplasm.
+        anatomic_region: where a lesion type lies (the liver for a liver tumour), or None.
+    """
+
+    category: Code
+    type: Code
+    anatomic_region: Code | None = None
 
 
 @dataclass(frozen=True)
@@ -35,11 +55,18 @@ class Label:
         value: voxel value in the mask.
         name: label name from ``channel_def``.
         color: RGB colour (0-255), or None where the metadata gives none.
+        terminology: coded meaning from ``channel_terminology``, or None where the metadata gives none.
     """
 
     value: int
     name: str
     color: tuple[int, int, int] | None
+    terminology: Terminology | None = None
+
+    @property
+    def rgb(self) -> tuple[int, int, int]:
+        """The colour to draw the label in (0-255): its own, or mid grey where the metadata gives none."""
+        return self.color if self.color is not None else DEFAULT_RGB
 
 
 @dataclass(frozen=True)
@@ -75,12 +102,28 @@ class Bundle:
 
     @property
     def labels(self) -> list[Label]:
-        """Output labels, background first, from ``outputs.pred.channel_def`` and ``channel_colors``."""
+        """Output labels, background first: ``outputs.pred.channel_def``, with colours and terminology."""
         colors = self._pred_format.get("channel_colors", {})
+        terms = self._pred_format.get("channel_terminology", {})
         return [
-            Label(int(value), str(name), tuple(colors[value]) if value in colors else None)
+            Label(
+                int(value),
+                str(name),
+                tuple(colors[value]) if value in colors else None,
+                _terminology(terms[value]) if value in terms else None,
+            )
             for value, name in sorted(self._pred_format.get("channel_def", {}).items(), key=lambda kv: int(kv[0]))
         ]
+
+    @property
+    def label_rules(self) -> dict[str, Any]:
+        """``outputs.pred.label_rules`` (``largest_component``, ``inside``); empty when the bundle has none."""
+        return dict(self._pred_format.get("label_rules", {}))
+
+    @property
+    def modality(self) -> str:
+        """``inputs.image.modality``: ``CT`` or ``MR``."""
+        return str(self.metadata["network_data_format"]["inputs"]["image"]["modality"])
 
     @property
     def input_channels(self) -> int:
@@ -92,6 +135,12 @@ class Bundle:
     def weights(self) -> Path:
         """The shipped weights file, ``models/model.pt`` (it may be absent)."""
         return self.root / "models" / "model.pt"
+
+
+def _terminology(entry: Mapping[str, Any]) -> Terminology:
+    """A :class:`Terminology` from its ``channel_terminology`` entry (lists of three strings)."""
+    region = entry.get("anatomic_region")
+    return Terminology(tuple(entry["category"]), tuple(entry["type"]), None if region is None else tuple(region))
 
 
 def _candidates() -> list[Path]:

@@ -206,10 +206,18 @@ def infer_command(
     label_rules: Annotated[
         bool, typer.Option(help="Keep the largest organ component and tumours inside their organ.")
     ] = True,
+    masks_only: Annotated[
+        bool,
+        typer.Option(
+            "--masks-only", "--no-extras", help="Write the masks alone (no .seg.nrrd, statistics, pictures, report)."
+        ),
+    ] = False,
     override: OverrideOpt = None,
 ) -> None:
-    """Segment scans; writes OUTDIR/<name>_seg.nii.gz (uint8, on the scan's own grid).
+    """Segment scans; writes OUTDIR/<name>_seg.nii.gz (uint8, on the scan's own grid) and more.
 
+    Unless --masks-only, also <name>.seg.nrrd (Slicer segmentation), <name>_stats.json, <name>_overlay.png,
+    and for the run stats.csv, report.html, <bundle>_colors.ctbl and open_in_slicer.py.
     <name> is a NIfTI file's name without .nii/.nii.gz, or a DICOM series folder's name. A scan that
     fails is reported and skipped; the others are finished (exit status 1 if any failed).
     """
@@ -230,15 +238,34 @@ def infer_command(
             options=options,
             overrides=_parse_overrides(override or []),
             progress=lambda done: bar.update(done - bar.n),
+            extras=not masks_only,
         )
     for mask in report.written:
         typer.echo(f"wrote {mask}")
+    if report.written and not masks_only:
+        typer.echo(f"report: {output / 'report.html'}\nopen in 3D Slicer: medseg slicer {output}")
     if len(report.failed) == 1 and len(inputs) == 1:
         raise report.failed[0]
     for error in report.failed:
         typer.echo(f"error: {error}", err=True)
     if report.failed:
         raise typer.Exit(1)
+
+
+@app.command("slicer")
+def slicer_command(
+    output: Annotated[Path, typer.Argument(help="A `medseg infer` output folder.")],
+    scan_dir: Annotated[
+        Path | None,
+        typer.Option(help="Folder holding the scans (<name>.nii.gz or DICOM folder <name>); default: as recorded."),
+    ] = None,
+) -> None:
+    """Print (and write OUTDIR/open_in_slicer.py) Slicer Python code that loads each scan with its segmentation."""
+    from medseg.io.slicer_script import find_cases, slicer_snippet, write_slicer_script
+
+    cases = find_cases(output, scan_dir)
+    write_slicer_script(output, cases)
+    typer.echo(slicer_snippet(cases), nl=False)
 
 
 @app.command("evaluate")

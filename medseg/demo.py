@@ -4,7 +4,7 @@
 2. fine-tune the CT liver/tumour bundle's shipped weights on it for a couple of epochs, through
    the bundle's own ``train.json`` (the same path as ``medseg train``);
 3. segment the test scans with the fine-tuned weights and score them against their labels;
-4. print the Dice table and how to open the masks in 3D Slicer.
+4. print the Dice table, how to open the masks in 3D Slicer, and where the report is.
 """
 
 from __future__ import annotations
@@ -80,4 +80,5 @@ def run_demo(
     masks = sorted((output / "results" / "masks").glob("*_seg.nii.gz"))
     scan = data / "imagesTs" / masks[0].name.replace("_seg.nii.gz", ".nii.gz")
     typer.echo(f"\nmasks: {output / 'results' / 'masks'}\n{_slicer_help(scan.resolve(), masks[0].resolve())}")
+    typer.echo(f"volumes, lesions and pictures: {output / 'results' / 'masks' / 'report.html'}")
     typer.echo(f"\ndemo finished in {time.monotonic() - start:.0f} s")

@@ -232,7 +232,7 @@ def test_segment_series_folders(tmp_path, scratch, ct_bundle, random_weights):
     volumes = {"patient.7": ct_volume(FLIPPED), "patient.8": ct_volume(OBLIQUE, seed=1)}
     folders = [write_series(tmp_path / name, volume) for name, volume in volumes.items()]
     out = tmp_path / "masks"
-    masks = segment(ct_bundle, folders, out, weights=random_weights, device="cpu", overrides=TINY)
+    masks = segment(ct_bundle, folders, out, weights=random_weights, device="cpu", overrides=TINY, extras=False)
     names = ["patient.7_seg.nii.gz", "patient.8_seg.nii.gz"]
     assert masks == [out / name for name in names]
     assert sorted(p.name for p in out.iterdir()) == names
@@ -248,7 +248,7 @@ def test_a_failing_input_is_reported_and_the_others_finished(tmp_path, scratch, 
     missing = tmp_path / "missing.nii.gz"
     out = tmp_path / "masks"
     with pytest.raises(MedsegError, match="1 of 2 scans failed") as error:
-        segment(ct_bundle, [folder, missing], out, weights=random_weights, device="cpu", overrides=TINY)
+        segment(ct_bundle, [folder, missing], out, weights=random_weights, device="cpu", overrides=TINY, extras=False)
     assert f"{missing}: file not found" in str(error.value)
     assert [p.name for p in out.iterdir()] == ["series_seg.nii.gz"]
 

@@ -97,7 +97,7 @@ def _postprocessing(bundle: Bundle, options: InferenceOptions) -> dict[str, Any]
             "decide": {"_target_": "Compose", "transforms": decide},
         },
     ]
-    rules = bundle.metadata["network_data_format"]["outputs"]["pred"].get("label_rules")
+    rules = bundle.label_rules
     if rules and options.label_rules:
         steps.append({"_target_": "medseg.inference.label_rules.LabelRulesd", "keys": "pred", "rules": rules})
     return {"_target_": "Compose", "transforms": [*steps, "@writer"]}

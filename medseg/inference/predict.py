@@ -6,14 +6,15 @@ path (:mod:`medseg.inference.options`) replaces the inferer and the inversion st
 :class:`medseg.io.mask_writer.SaveMaskd` (uint8, the source's exact grid, atomic).
 
 Scans are checked up front (header, dimensions, truncation) and then segmented one at a time. A
-scan that fails is reported and skipped; the others are finished. Each mask is written to a
-staging folder and moved into place when its scan is done, so no half-written file is ever left.
-A DICOM series folder is first converted to a temporary NIfTI on the series' grid.
+scan that fails is reported and skipped; the others are finished. Each mask, and with ``extras`` its
+Slicer segmentation, statistics and overlay (:mod:`medseg.inference.outputs`), is written to a staging
+folder and moved into place when all of its scan's files are done, so no half-written file and no
+partial set of files is ever left. The run's table, report, colour table and Slicer snippet follow at
+the end. A DICOM series folder is first converted to a temporary NIfTI on the series' grid.
 """
 
 from __future__ import annotations
 
-import os
 import shutil
 import tempfile
 from collections.abc import Callable, Mapping, Sequence
@@ -26,8 +27,9 @@ from medseg.data.validate import check_scan_header
 from medseg.devices import device_expression
 from medseg.errors import MedsegError
 from medseg.inference.options import InferenceOptions, inference_overrides
+from medseg.inference.outputs import publish_case, write_case_outputs, write_run_outputs
 from medseg.io.dicom import series_to_nifti
-from medseg.io.paths import mask_path, scan_name
+from medseg.io.paths import CaseFiles, nifti_stem, scan_name
 from medseg.weights import check_weights
 
 
@@ -80,6 +82,7 @@ def segment_report(
     options: InferenceOptions | None = None,
     overrides: Mapping[str, Any] | None = None,
     progress: Callable[[int], None] | None = None,
+    extras: bool = True,
 ) -> SegmentReport:
     """Segment scans, skipping (and reporting) those that fail.
 
@@ -93,6 +96,8 @@ def segment_report(
         options: fast path or stock recipe, overlap, TTA, coarse, label rules.
         overrides: further config overrides, id to value.
         progress: called with the number of scans finished so far.
+        extras: also write each case's ``.seg.nrrd``, ``_stats.json`` and ``_overlay.png``, and the run's
+            ``stats.csv``, ``report.html``, colour table and ``open_in_slicer.py``; False writes masks only.
 
     Raises:
         MedsegError: for unusable weights, options or duplicate output names (before any work).
@@ -118,7 +123,7 @@ def segment_report(
         if scans:
             skipped = len(sources) - len(scans)
             counted = None if progress is None else (lambda done: progress(skipped + done))
-            _run_scans(bundle, scans, Path(output_dir), config, report, counted)
+            _run_scans(bundle, scans, Path(output_dir), config, report, counted, extras)
     return report
 
 
@@ -129,6 +134,7 @@ def _run_scans(
     config: dict[str, Any],
     report: SegmentReport,
     progress: Callable[[int], None] | None,
+    extras: bool,
 ) -> None:
     """Segment checked ``(source, nifti)`` pairs one by one into ``output``; failures go to ``report``."""
     created = not output.exists()
@@ -143,14 +149,17 @@ def _run_scans(
                 workflow.parser["dataset#data"] = [{"image": str(scan.resolve())}]
                 workflow.initialize()
                 workflow.run()
-                target = mask_path(output, scan)
-                os.replace(staging / target.name, target)
-                report.written.append(target)
+                staged = CaseFiles(staging, nifti_stem(scan))
+                if extras:
+                    write_case_outputs(bundle, source, scan, staged)
+                report.written.append(publish_case(staged, output))
             except Exception as error:  # one scan's failure must not stop the others
                 report.failed.append(_as_user_error(error, source))
             if progress is not None:
                 progress(done)
         workflow.finalize()
+        if extras and report.written:
+            write_run_outputs(bundle, output, [CaseFiles.of_mask(mask) for mask in report.written])
     finally:
         shutil.rmtree(staging, ignore_errors=True)
         if created and not report.written and output.is_dir() and not any(output.iterdir()):

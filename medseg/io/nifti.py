@@ -11,6 +11,12 @@ from medseg.io.atomic import atomic_file
 from medseg.io.fast_nifti import save_nifti
 
 SCANNER_CODE = 1  # NIfTI xform code "scanner anatomical"
+RAS_FLIP = np.diag([-1.0, -1.0, 1.0, 1.0])  # turns RAS coordinates into LPS ones, and back
+
+
+def lps_affine(affine: np.ndarray) -> np.ndarray:
+    """The ``(4, 4)`` voxel-to-LPS affine (NRRD, DICOM, ITK) of a ``(4, 4)`` voxel-to-RAS one (NIfTI)."""
+    return RAS_FLIP @ affine
 
 
 def nifti_image(array: np.ndarray, affine: np.ndarray) -> nib.Nifti1Image:

@@ -2,9 +2,15 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from pathlib import Path
 
 NIFTI_SUFFIXES = (".nii", ".nii.gz")
+MASK_SUFFIX = "_seg.nii.gz"
+# Run-level files in OUTDIR, written at the end of ``medseg infer``.
+STATS_TABLE = "stats.csv"
+REPORT_PAGE = "report.html"
+SLICER_SCRIPT = "open_in_slicer.py"
 
 
 def is_nifti(path: Path) -> bool:
@@ -25,6 +31,49 @@ def scan_name(path: Path) -> str:
     return path.resolve().name if path.is_dir() else nifti_stem(path)
 
 
+@dataclass(frozen=True)
+class CaseFiles:
+    """Where the outputs of one scan named ``name`` go in ``output_dir``."""
+
+    output_dir: Path
+    name: str
+
+    @classmethod
+    def of_mask(cls, mask: Path) -> CaseFiles:
+        """The case whose mask is ``mask`` (``<name>_seg.nii.gz``)."""
+        return cls(mask.parent, mask.name.removesuffix(MASK_SUFFIX))
+
+    @property
+    def mask(self) -> Path:
+        """``<name>_seg.nii.gz``: the uint8 label map on the scan's grid."""
+        return self.output_dir / f"{self.name}{MASK_SUFFIX}"
+
+    @property
+    def segmentation(self) -> Path:
+        """``<name>.seg.nrrd``: the Slicer segmentation."""
+        return self.output_dir / f"{self.name}.seg.nrrd"
+
+    @property
+    def dicom_seg(self) -> Path:
+        """``<name>_seg.dcm``: the DICOM SEG, for a scan that was a DICOM series."""
+        return self.output_dir / f"{self.name}_seg.dcm"
+
+    @property
+    def stats(self) -> Path:
+        """``<name>_stats.json``: volumes, lesions and burden."""
+        return self.output_dir / f"{self.name}_stats.json"
+
+    @property
+    def overlay(self) -> Path:
+        """``<name>_overlay.png``: three slices with the mask outlined."""
+        return self.output_dir / f"{self.name}_overlay.png"
+
+
 def mask_path(output_dir: str | Path, source: str | Path) -> Path:
     """Where the mask of ``source`` goes: ``OUTDIR/<name>_seg.nii.gz``."""
-    return Path(output_dir) / f"{nifti_stem(Path(source))}_seg.nii.gz"
+    return CaseFiles(Path(output_dir), nifti_stem(Path(source))).mask
+
+
+def color_table_path(output_dir: str | Path, bundle_name: str) -> Path:
+    """Where a bundle's Slicer colour table goes: ``OUTDIR/<bundle>_colors.ctbl``."""
+    return Path(output_dir) / f"{bundle_name}_colors.ctbl"

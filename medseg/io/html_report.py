@@ -1,0 +1,103 @@
+"""``report.html``: one self-contained page for a run, a summary table and each case's numbers and picture.
+
+The page has no external assets (styles inline, pictures embedded as base64 PNG), so it reads offline and
+can be mailed or moved on its own.
+"""
+
+from __future__ import annotations
+
+import base64
+from collections.abc import Sequence
+from html import escape
+from pathlib import Path
+from typing import Any
+
+from medseg.io.atomic import write_text
+
+STYLE = """
+body { font-family: sans-serif; margin: 2em; color: #222; }
+table { border-collapse: collapse; margin: 0.5em 0 1.5em; }
+th, td { border: 1px solid #bbb; padding: 0.25em 0.6em; text-align: right; }
+th:first-child, td:first-child { text-align: left; }
+th { background: #eee; }
+img { max-width: 100%; }
+.note { color: #666; font-size: 0.9em; }
+"""
+
+
+def _table(header: Sequence[str], rows: Sequence[Sequence[Any]]) -> str:
+    head = "".join(f"<th>{escape(str(cell))}</th>" for cell in header)
+    body = "".join("<tr>" + "".join(f"<td>{escape(str(cell))}</td>" for cell in row) + "</tr>" for row in rows)
+    return f"<table><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>"
+
+
+def _burden_text(stats: dict[str, Any]) -> str:
+    return "; ".join(
+        f"{100 * burden['fraction']:.1f} % of {burden['organ_volume_of']}" if burden["fraction"] is not None else "-"
+        for burden in stats["burden"]
+    )
+
+
+def _summary(cases: Sequence[dict[str, Any]]) -> str:
+    names = [entry["label"] for entry in cases[0]["labels"]]
+    header = ["case", *(f"{name} (mL)" for name in names), "lesions", "largest diameter (mm)", "burden"]
+    rows = []
+    for stats in cases:
+        lesions = stats["lesions"]
+        rows.append(
+            [
+                stats["case"],
+                *(f"{entry['volume_ml']:.1f}" for entry in stats["labels"]),
+                len(lesions) if stats["burden"] else "-",
+                f"{max(x['longest_axial_diameter_mm'] for x in lesions):.1f}" if lesions else "-",
+                _burden_text(stats) or "-",
+            ]
+        )
+    return _table(header, rows)
+
+
+def _image(png: Path) -> str:
+    data = base64.b64encode(png.read_bytes()).decode("ascii")
+    return f'<img alt="{escape(png.name)}" src="data:image/png;base64,{data}">'
+
+
+def _case_section(stats: dict[str, Any], overlay: Path | None) -> str:
+    lesion_rows = [
+        [i, x["label"], f"{x['volume_ml']:.2f}", f"{x['longest_axial_diameter_mm']:.1f}", x["centre_ras_mm"]]
+        for i, x in enumerate(stats["lesions"], start=1)
+    ]
+    parts = [
+        f"<h2>{escape(stats['case'])}</h2>",
+        f'<p class="note">scan: {escape(stats["scan"])}</p>',
+    ]
+    if lesion_rows:
+        header = ["lesion", "label", "volume (mL)", "longest axial diameter (mm)", "centre (RAS, mm)"]
+        parts.append(_table(header, lesion_rows))
+    if overlay is not None and overlay.is_file():
+        parts.append(_image(overlay))
+    return "\n".join(parts)
+
+
+def report_html(cases: Sequence[dict[str, Any]], overlays: Sequence[Path | None], title: str) -> str:
+    """The page for ``cases`` (``<name>_stats.json`` contents) and their overlay PNGs (None: no picture)."""
+    sections = "\n".join(_case_section(stats, png) for stats, png in zip(cases, overlays, strict=True))
+    bundle = escape(cases[0]["bundle"]) if cases else ""
+    return f"""<!DOCTYPE html>
+<html lang="en"><head><meta charset="utf-8"><title>{escape(title)}</title><style>{STYLE}</style></head>
+<body>
+<h1>{escape(title)}</h1>
+<p class="note">Model: {bundle}. Volumes in mL; lesion diameters are the longest in-plane diameter over the
+axial slices; burden is lesion volume over the volume of the organ including its lesions.
+Research use only: check every mask before relying on a number.</p>
+{_summary(cases) if cases else "<p>No cases.</p>"}
+{sections}
+</body></html>
+"""
+
+
+def write_report(
+    path: str | Path, cases: Sequence[dict[str, Any]], overlays: Sequence[Path | None], title: str
+) -> Path:
+    """Write :func:`report_html` to ``path`` atomically."""
+    write_text(path, report_html(cases, overlays, title))
+    return Path(path)

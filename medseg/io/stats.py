@@ -1,0 +1,146 @@
+"""Per-case ``<name>_stats.json`` and the run's ``stats.csv``: what :mod:`medseg.lesions` measured, named.
+
+``<name>_stats.json`` also records which scan and bundle the mask came from, so that the outputs can be
+opened and reported on later (``medseg slicer OUTDIR``).
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+from medseg.bundles import Label
+from medseg.errors import MedsegError
+from medseg.io.atomic import write_text
+from medseg.lesions import Burden, Quantities
+
+CSV_COLUMNS = [
+    "case",
+    "label_value",
+    "label",
+    "volume_ml",
+    "lesions",
+    "largest_lesion_ml",
+    "longest_axial_diameter_mm",
+    "burden_percent",
+    "burden_of",
+]
+
+
+def _label_entry(label: Label, quantities: Quantities, lesion_values: set[int]) -> dict[str, Any]:
+    entry: dict[str, Any] = {
+        "value": label.value,
+        "label": label.name,
+        "volume_ml": round(quantities.volumes_ml[label.value], 3),
+    }
+    if label.value in lesion_values:
+        entry["lesion_count"] = sum(lesion.label == label.value for lesion in quantities.lesions)
+    return entry
+
+
+def _burden_entry(burden: Burden, names: dict[int, str]) -> dict[str, Any]:
+    return {
+        "organ": " + ".join(names[v] for v in burden.organ_labels),
+        "organ_volume_of": " + ".join(names[v] for v in burden.organ_labels + burden.lesion_labels),
+        "organ_values": list(burden.organ_labels + burden.lesion_labels),
+        "lesion_values": list(burden.lesion_labels),
+        "organ_volume_ml": round(burden.organ_ml, 3),
+        "lesion_volume_ml": round(burden.lesion_ml, 3),
+        "fraction": None if burden.organ_ml == 0 else round(burden.fraction, 5),
+    }
+
+
+def case_stats(
+    name: str, scan: Path, bundle: str, modality: str, labels: Sequence[Label], quantities: Quantities
+) -> dict[str, Any]:
+    """The JSON-ready statistics of one case.
+
+    ``labels`` holds each foreground label's volume (and, for lesion labels, ``lesion_count``);
+    ``lesions`` every lesion, largest first; ``burden`` one entry per organ with lesion labels inside it,
+    whose ``organ_values`` (organ volume) include those lesion labels.
+
+    Args:
+        name: the case name (outputs are ``<name>_seg.nii.gz`` and so on).
+        scan: the input the mask was made from (a NIfTI file or a DICOM series folder).
+        bundle: the bundle's name.
+        modality: ``CT`` or ``MR``.
+        labels: the bundle's labels.
+        quantities: what :func:`medseg.lesions.measure` found in the mask (volumes of the foreground labels).
+    """
+    names = {label.value: label.name for label in labels}
+    lesion_values = {value for burden in quantities.burdens for value in burden.lesion_labels}
+    return {
+        "case": name,
+        "scan": str(scan.resolve()),
+        "bundle": bundle,
+        "modality": modality,
+        "labels": [_label_entry(label, quantities, lesion_values) for label in labels if label.value],
+        "lesions": [
+            {
+                "value": lesion.label,
+                "label": names[lesion.label],
+                "volume_ml": round(lesion.volume_ml, 3),
+                "longest_axial_diameter_mm": round(lesion.axial_diameter_mm, 1),
+                "centre_ras_mm": [round(v, 1) for v in lesion.centre_ras_mm],
+            }
+            for lesion in quantities.lesions
+        ],
+        "burden": [_burden_entry(burden, names) for burden in quantities.burdens],
+    }
+
+
+def write_case_stats(path: str | Path, stats: dict[str, Any]) -> Path:
+    """Write one case's statistics as JSON, atomically."""
+    write_text(path, json.dumps(stats, indent=2) + "\n")
+    return Path(path)
+
+
+def read_case_stats(path: str | Path) -> dict[str, Any]:
+    """Read a ``<name>_stats.json``.
+
+    Raises:
+        MedsegError: the file is missing or not JSON.
+    """
+    try:
+        return json.loads(Path(path).read_text(encoding="utf-8"))
+    except (OSError, json.JSONDecodeError) as error:
+        raise MedsegError(f"cannot read case statistics ({error})", path) from None
+
+
+def _percent(fraction: float | None) -> float | str:
+    return "" if fraction is None else round(100 * fraction, 2)
+
+
+def _rows(stats: dict[str, Any]) -> list[dict[str, Any]]:
+    """One CSV row per label of one case; lesion columns only on lesion labels."""
+    burdens = {value: burden for burden in stats["burden"] for value in burden["lesion_values"]}
+    rows = []
+    for entry in stats["labels"]:
+        row = {"case": stats["case"], "label_value": entry["value"], "label": entry["label"]}
+        row["volume_ml"] = entry["volume_ml"]
+        if "lesion_count" in entry:
+            lesions = [lesion for lesion in stats["lesions"] if lesion["value"] == entry["value"]]
+            burden = burdens[entry["value"]]
+            row |= {
+                "lesions": entry["lesion_count"],
+                "largest_lesion_ml": lesions[0]["volume_ml"] if lesions else "",
+                "longest_axial_diameter_mm": max((x["longest_axial_diameter_mm"] for x in lesions), default=""),
+                "burden_percent": _percent(burden["fraction"]),
+                "burden_of": burden["organ_volume_of"],
+            }
+        rows.append(row)
+    return rows
+
+
+def stats_table(cases: Sequence[dict[str, Any]]) -> str:
+    """The run's table as CSV text: one row per case and label (see :data:`CSV_COLUMNS`)."""
+    buffer = io.StringIO()
+    writer = csv.DictWriter(buffer, fieldnames=CSV_COLUMNS, restval="", lineterminator="\n")
+    writer.writeheader()
+    for stats in cases:
+        writer.writerows(_rows(stats))
+    return buffer.getvalue()

@@ -1,0 +1,74 @@
+"""``medseg infer`` writes, per case, a Slicer segmentation, statistics and an overlay beside each mask, and
+a table, report, colour table and Slicer snippet per run; all of a case's files or none of them."""
+
+import csv
+import json
+import subprocess
+import sys
+
+import pytest
+import slicerio
+
+from medseg.inference import outputs
+from medseg.inference.predict import segment_report
+from medseg.io.paths import CaseFiles
+
+CASE_FILES = ("mask", "segmentation", "stats", "overlay")
+
+
+@pytest.fixture(scope="module")
+def test_scans(small_ct):
+    return sorted((small_ct / "imagesTs").glob("*.nii.gz"))
+
+
+@pytest.fixture(scope="module")
+def one_case_fails(tmp_path_factory, tiny_run, test_scans):
+    """A run whose second case fails while drawing its overlay (after its mask and .seg.nrrd were written)."""
+    failing = test_scans[1].name.removesuffix(".nii.gz")
+    draw = outputs.write_overlay
+
+    def fail_for_one(path, *args, **kwargs):
+        if path.name.startswith(failing):
+            raise RuntimeError("no pictures today")
+        return draw(path, *args, **kwargs)
+
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(outputs, "write_overlay", fail_for_one)
+        output = tmp_path_factory.mktemp("infer_outputs")
+        report = segment_report(tiny_run.bundle, test_scans, output, device="cpu")
+    return report, output, failing
+
+
+def test_a_failing_case_leaves_nothing_and_is_reported(one_case_fails, test_scans):
+    report, output, failing = one_case_fails
+    [error] = report.failed
+    assert error.path == test_scans[1]
+    assert "RuntimeError: no pictures today" in str(error)
+    assert not [path.name for path in output.iterdir() if path.name.startswith(failing)]
+    assert not [path.name for path in output.iterdir() if path.name.startswith(".")]
+
+
+def test_the_other_case_has_all_its_files(one_case_fails, tiny_run):
+    report, output, _ = one_case_fails
+    [mask] = report.written
+    files = CaseFiles.of_mask(mask)
+    assert all(getattr(files, name).is_file() for name in CASE_FILES)
+    segments = slicerio.read_segmentation(str(files.segmentation))["segments"]
+    assert [(s["name"], s["labelValue"]) for s in segments] == [("liver", 1), ("tumour", 2)]
+    stats = json.loads(files.stats.read_text())
+    assert stats["bundle"] == tiny_run.bundle.name and stats["case"] == files.name
+    assert stats["labels"][0]["volume_ml"] > 50, "the tiny model finds the phantom's liver"
+    rows = list(csv.DictReader((output / "stats.csv").open()))
+    assert {row["case"] for row in rows} == {files.name}
+    assert (output / f"{tiny_run.bundle.name}_colors.ctbl").is_file()
+    assert str(files.segmentation) in (output / "open_in_slicer.py").read_text()
+    assert (output / "report.html").read_text().count("data:image/png;base64,") == 1
+
+
+def test_masks_only_from_the_command_line(tmp_path, tiny_run, test_scans):
+    stale = CaseFiles(tmp_path, test_scans[0].name.removesuffix(".nii.gz"))
+    stale.stats.write_text("{}")  # from an earlier run: must not outlive the new mask
+    command = [sys.executable, "-m", "medseg", "infer", str(tiny_run.bundle.root), str(test_scans[0])]
+    done = subprocess.run([*command, "-o", str(tmp_path), "--device", "cpu", "--masks-only"], capture_output=True)
+    assert done.returncode == 0, done.stderr
+    assert [path.name for path in tmp_path.iterdir()] == [stale.mask.name]
