@@ -159,19 +159,40 @@ def train_command(
     output: Annotated[Path | None, typer.Option(help="Run folder (default: runs/<bundle>-<time>).")] = None,
     weights: Annotated[Path | None, typer.Option("--weights", help="Start from these weights (fine-tune).")] = None,
     fold: Annotated[int, typer.Option(help="Cross-validation fold (splits.json of the dataset or the run).")] = 0,
+    seed: Annotated[int | None, typer.Option(help="Seed of every random generator (default: the bundle's).")] = None,
     presets: Annotated[
         str,
         typer.Option(help="Spacing, patch, CT intensities from: fingerprint, bundle, or auto (bundle if fine-tuning)."),
     ] = "auto",
+    cache: Annotated[
+        str, typer.Option(help="Cache preprocessed cases on the gpu, in memory, on disk, or auto (what fits).")
+    ] = "auto",
     cache_memory: Annotated[
         float | None, typer.Option(help="GB of RAM for caching preprocessed cases (default: half the free memory).")
     ] = None,
+    tracking: Annotated[
+        str, typer.Option(help="tensorboard (RUN/tensorboard), or mlflow as well (RUN/mlflow; needs the mlflow extra).")
+    ] = "tensorboard",
+    progress: Annotated[
+        bool | None, typer.Option("--progress/--no-progress", help="Progress bar (default: on in a terminal).")
+    ] = None,
+    resume: Annotated[
+        bool, typer.Option("--resume", help="Continue the run in --output from its last checkpoint.")
+    ] = False,
+    nproc: Annotated[
+        int | None, typer.Option(help="Train in N processes under torchrun (one per GPU, or CPU processes).")
+    ] = None,
+    nnodes: Annotated[str, typer.Option(help="Nodes taking part (with --nproc), e.g. 2.")] = "1",
+    rdzv_backend: Annotated[str, typer.Option(help="torchrun rendezvous backend for several nodes.")] = "c10d",
+    rdzv_endpoint: Annotated[str | None, typer.Option(help="HOST:PORT where the nodes meet (several nodes).")] = None,
     override: OverrideOpt = None,
 ) -> None:
     """Train a bundle on a dataset through its train.json; the run folder becomes a bundle."""
     from medseg.bundles import find_bundle
+    from medseg.training.distributed import Launcher
     from medseg.training.run import train
 
+    launcher = None if nproc is None else Launcher(nproc, nnodes, rdzv_backend, rdzv_endpoint)
     result = train(
         find_bundle(bundle),
         data,
@@ -181,8 +202,14 @@ def train_command(
         fold=fold,
         init_weights=weights,
         presets=presets,
+        cache=cache,
         cache_memory=None if cache_memory is None else int(cache_memory * 1e9),
+        seed=seed,
+        tracking=tracking,
+        progress=sys.stderr.isatty() if progress is None else progress,
         overrides=_parse_overrides(override or []),
+        launcher=launcher,
+        resume=resume,
         say=typer.echo,
     )
     typer.echo(f"trained bundle: {result.bundle.root}\nbest weights: {result.best_weights}")

@@ -1,0 +1,61 @@
+"""Two training processes under torchrun (gloo on the CPU) through `medseg train --nproc 2`'s code path."""
+
+import csv
+import json
+
+import pytest
+import torch
+
+from medseg.training.distributed import Launcher
+from medseg.training.run import train
+
+from .conftest import TINY
+
+EPOCHS = 2
+
+
+@pytest.fixture(scope="module")
+def ddp_run(tmp_path_factory, ct_bundle, small_ct):
+    folder = tmp_path_factory.mktemp("ddp")
+    probe = {"_target_": "tests.probes.CaseRecorder", "folder": str(folder / "probe")}
+    run = train(
+        ct_bundle,
+        small_ct,
+        output=folder / "run",
+        epochs=EPOCHS,
+        device="cpu",
+        launcher=Launcher(nproc=2),
+        overrides={**TINY, "val_interval": 1},
+        handlers=[probe],
+    )
+    return run, folder / "probe"
+
+
+def test_ranks_train_on_disjoint_shards_of_the_fold(ddp_run):
+    run, probe = ddp_run
+    train_cases = {f"{case}.nii.gz" for case in json.loads((run.output / "run.json").read_text())["train_cases"]}
+    seen = [json.loads((probe / f"cases_rank{rank}.json").read_text()) for rank in (0, 1)]
+    assert set(seen[0]) == set(seen[1]) == {str(epoch) for epoch in range(1, EPOCHS + 1)}
+    for epoch in seen[0]:
+        first, second = set(seen[0][epoch]), set(seen[1][epoch])
+        assert first and second and not first & second
+        assert first | second == train_cases
+
+
+def test_the_saved_model_is_rank_zeros_and_every_rank_agrees(ddp_run):
+    run, probe = ddp_run
+    saved = torch.load(run.output / "models" / "checkpoint_final.pt", weights_only=True)["model"]
+    for rank in (0, 1):
+        weights = torch.load(probe / f"weights_rank{rank}.pt", weights_only=True)
+        assert weights.keys() == saved.keys()
+        assert all(torch.equal(weights[key], saved[key]) for key in saved)
+    assert run.best_weights.is_file()
+
+
+def test_only_rank_zero_writes_history_and_logs(ddp_run):
+    run, _ = ddp_run
+    with run.history.open() as handle:
+        assert [int(row["epoch"]) for row in csv.DictReader(handle)] == list(range(1, EPOCHS + 1))
+    # the trainer's and the validator's TensorBoardStatsHandler and the image handler, on rank 0 alone
+    assert len(list((run.output / "tensorboard").glob("events.out.tfevents.*"))) == 3
+    assert json.loads((run.output / "launch.json").read_text())["configs"] == ["train", "multi_gpu_train"]
