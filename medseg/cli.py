@@ -30,6 +30,7 @@ OverrideOpt = Annotated[
         "--override", help="Config override KEY=VALUE (repeatable), e.g. overlap=0.25; VALUE is JSON or text."
     ),
 ]
+WEIGHTS_SUFFIXES = {".pt", ".pth", ".ckpt"}
 BundleArg = Annotated[str, typer.Argument(help="Bundle name (see `medseg bundles`) or path to a bundle folder.")]
 DeviceOpt = Annotated[str, typer.Option("--device", help="auto, cpu, cuda or cuda:N.")]
 WeightsOpt = Annotated[
@@ -224,7 +225,14 @@ def infer_command(
         typer.Argument(help="Scans to segment: NIfTI files (.nii, .nii.gz) or DICOM series folders (one series each)."),
     ],
     output: Annotated[Path, typer.Option("--output", "-o", help="Output folder for <name>_seg.nii.gz masks.")],
-    weights: WeightsOpt = None,
+    weights: Annotated[
+        list[Path] | None,
+        typer.Option(
+            "--weights",
+            help="Weights file (default: the bundle's models/model.pt). Several (--weights a.pt b.pt, or the "
+            "option repeated) segment with their ensemble: the members' probabilities are averaged.",
+        ),
+    ] = None,
     device: DeviceOpt = "auto",
     overlap: Annotated[float | None, typer.Option(help="Window overlap (default 0.25; stock: the bundle's).")] = None,
     tta: Annotated[bool, typer.Option("--tta", help="Mirror test-time augmentation (if trained with it).")] = False,
@@ -240,6 +248,9 @@ def infer_command(
     <name> is a NIfTI file's name without .nii/.nii.gz, or a DICOM series folder's name. A scan that
     fails is reported and skipped; the others are finished (exit status 1 if any failed).
     """
+    if weights:  # `--weights a.pt b.pt scan.nii.gz`: the weights files after the first arrive as inputs
+        weights = [*weights, *(path for path in inputs if path.suffix in WEIGHTS_SUFFIXES)]
+        inputs = [path for path in inputs if path.suffix not in WEIGHTS_SUFFIXES]
     from tqdm import tqdm
 
     from medseg.bundles import find_bundle
