@@ -81,10 +81,19 @@ class BestMetric:
             self.saver.load_state_dict({"_saved": [(state["best_metric"], self.filename)]})
 
 
+def _trainer_state(path: Path) -> dict[str, int]:
+    return torch.load(path, map_location="cpu", weights_only=True)["trainer"]
+
+
 def checkpoint_iteration(path: Path) -> int:
     """The trainer iteration a checkpoint was saved at."""
-    state = torch.load(path, map_location="cpu", weights_only=True)
-    return int(state["trainer"]["iteration"])
+    return int(_trainer_state(path)["iteration"])
+
+
+def epochs_done(path: Path) -> int:
+    """The epochs a checkpoint's trainer had finished."""
+    state = _trainer_state(path)
+    return int(state["iteration"]) // int(state["epoch_length"])
 
 
 def latest_checkpoint(models_dir: Path) -> Path:

@@ -43,7 +43,7 @@ from medseg.io.atomic import write_text
 from medseg.training import handlers as medseg_handlers
 from medseg.training.distributed import Launcher, run_torchrun
 from medseg.training.launch import SPEC_FILE, LaunchSpec, run_spec
-from medseg.training.resume import latest_checkpoint
+from medseg.training.resume import epochs_done, latest_checkpoint
 from medseg.training.tracking import tracking_overrides
 from medseg.weights import check_weights
 
@@ -174,14 +174,7 @@ def _prepare(
     }
     if plan.epochs is not None:
         config["train#trainer#max_epochs"] = plan.epochs
-    handlers: list[dict[str, Any]] = []
-    if plan.init_weights is not None:
-        handlers.append(medseg_handlers.init_weights_handler(check_weights(plan.init_weights).resolve()))
-    handlers.append(medseg_handlers.history_handler((run_dir / "history.csv").resolve()))
-    if plan.progress:
-        quiet, bar = medseg_handlers.progress_bar(train_config)
-        config |= quiet
-        handlers.append(bar)
+    display, handlers = _trainer_handlers(plan, run_dir, train_config)
     _record(
         run_dir,
         bundle=str(bundle.root),
@@ -198,9 +191,22 @@ def _prepare(
         cache=str(cache),
         tracking=plan.tracking,
     )
-    return LaunchSpec(
-        str(run_bundle.root.resolve()), ["train"], config, [*handlers, *map(dict, plan.handlers)], tracking
-    )
+    return LaunchSpec(str(run_bundle.root.resolve()), ["train"], {**config, **display}, handlers, tracking)
+
+
+def _trainer_handlers(
+    plan: Preparation, run_dir: Path, train_config: dict[str, Any]
+) -> tuple[dict[str, Any], list[dict[str, Any]]]:
+    """The trainer handlers medseg adds (starting weights, history, progress bar, the caller's), their overrides."""
+    handlers: list[dict[str, Any]] = []
+    if plan.init_weights is not None:
+        handlers.append(medseg_handlers.init_weights_handler(check_weights(plan.init_weights).resolve()))
+    handlers.append(medseg_handlers.history_handler((run_dir / "history.csv").resolve()))
+    overrides: dict[str, Any] = {}
+    if plan.progress:
+        overrides, bar = medseg_handlers.progress_bar(train_config)
+        handlers.append(bar)
+    return overrides, [*handlers, *map(dict, plan.handlers)]
 
 
 def _resumed(run_dir: Path, data_dir: str | Path, epochs: int | None) -> LaunchSpec:
@@ -216,7 +222,7 @@ def _resumed(run_dir: Path, data_dir: str | Path, epochs: int | None) -> LaunchS
     if epochs is not None:
         spec.overrides["train#trainer#max_epochs"] = epochs
     planned = spec.overrides.get("train#trainer#max_epochs") or _bundle_epochs(Bundle(Path(spec.bundle)))
-    done = _epochs_done(checkpoint)
+    done = epochs_done(checkpoint)
     if done >= planned:
         raise MedsegError(f"--resume: the run has finished its {planned} epochs; pass --epochs N (N > {done})")
     facts.setdefault("resumed", []).append({"from": str(checkpoint), "epochs_done": done, "command": sys.argv})
@@ -229,13 +235,6 @@ def _bundle_epochs(bundle: Bundle) -> int:
     return int(json.loads(bundle.config("train").read_text(encoding="utf-8"))["train"]["trainer"]["max_epochs"])
 
 
-def _epochs_done(checkpoint: Path) -> int:
-    import torch
-
-    trainer = torch.load(checkpoint, map_location="cpu", weights_only=True)["trainer"]
-    return int(trainer["iteration"]) // int(trainer["epoch_length"])
-
-
 def _placed(spec: LaunchSpec, device: str, launcher: Launcher | None) -> LaunchSpec:
     """The spec with the configs and device for one process, or for ``torchrun``'s processes.
 
@@ -243,9 +242,9 @@ def _placed(spec: LaunchSpec, device: str, launcher: Launcher | None) -> LaunchS
     the device is left to the config unless it is the CPU.
     """
     overrides = {k: v for k, v in spec.overrides.items() if k != "device"}
-    name = resolve_device(device)
     if launcher is None:
         return replace(spec, configs=["train"], overrides={**overrides, "device": device_expression(device)})
+    name = resolve_device(device)
     if name != "cpu" and device.strip().lower() not in ("auto", "cuda"):
         raise MedsegError(f"--nproc runs one process per GPU; use --device cuda (or auto), not {device!r}")
     cpu = {"device": device_expression("cpu")} if name == "cpu" else {}
