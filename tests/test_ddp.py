@@ -2,6 +2,8 @@
 
 import csv
 import json
+import subprocess
+import sys
 
 import pytest
 import torch
@@ -10,6 +12,7 @@ from medseg.training.distributed import Launcher
 from medseg.training.run import train
 
 from .conftest import TINY
+from .test_resume import child_env
 
 EPOCHS = 2
 
@@ -59,3 +62,19 @@ def test_only_rank_zero_writes_history_and_logs(ddp_run):
     # the trainer's and the validator's TensorBoardStatsHandler and the image handler, on rank 0 alone
     assert len(list((run.output / "tensorboard").glob("events.out.tfevents.*"))) == 3
     assert json.loads((run.output / "launch.json").read_text())["configs"] == ["train", "multi_gpu_train"]
+
+
+def test_multi_gpu_evaluate_json_runs_under_plain_torchrun(tmp_path, tiny_run, small_ct):
+    """The model zoo's layering, without medseg: train.json + evaluate.json + multi_gpu_evaluate.json."""
+    bundle = tiny_run.bundle
+    configs = [str(bundle.config(name)) for name in ("train", "evaluate", "multi_gpu_evaluate")]
+    command = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc-per-node=2"]
+    command += ["-m", "monai.bundle", "run", "--config_file", str(configs), "--bundle_root", str(bundle.root)]
+    settings = {**TINY, "dataset_dir": str(small_ct), "output_dir": str(tmp_path), "val_fraction": 0.5}
+    for key, value in settings.items():
+        command += [f"--{key}", value if isinstance(value, str) else json.dumps(value)]
+    result = subprocess.run(command, env=child_env(), capture_output=True, text=True, timeout=600)
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert len(list(tmp_path.glob("*_seg.nii.gz"))) == 3  # each rank wrote its own cases' masks
+    metrics = dict(line.split(",") for line in (tmp_path / "metrics.csv").read_text().splitlines())
+    assert 0 <= float(metrics["val_mean_dice"]) <= 1

@@ -64,3 +64,11 @@ def test_mlflow_missing_is_one_clear_error(tmp_path, ct_bundle, small_ct, monkey
     monkeypatch.setattr(importlib.util, "find_spec", lambda name: None)
     with pytest.raises(MedsegError, match=r"pip install 'medseg\[mlflow\]'"):
         one_epoch(ct_bundle, small_ct, tmp_path / "run", tracking="mlflow")
+
+
+def test_early_stopping_ends_a_run_whose_metric_stops_improving(tmp_path, ct_bundle, small_ct):
+    """No Dice gain can exceed a min_delta of 1, so the second validation is already one without improvement."""
+    settings = {**TINY, "val_interval": 1, "early_stop_patience": 1, "validate#early_stop#min_delta": 1.0}
+    run = train(ct_bundle, small_ct, output=tmp_path / "run", epochs=5, device="cpu", overrides=settings)
+    with run.history.open() as handle:
+        assert [row.split(",")[0] for row in handle.read().splitlines()[1:]] == ["1", "2"]
