@@ -90,5 +90,7 @@ def test_resuming_a_finished_run_or_nothing_is_one_clear_error(killed_and_resume
     run_dir, _ = killed_and_resumed
     with pytest.raises(MedsegError, match="finished its 4 epochs"):
         train(ct_bundle, small_ct, output=run_dir, resume=True)
+    with pytest.raises(MedsegError, match="continues the 4 epochs"):
+        train(ct_bundle, small_ct, output=run_dir, epochs=6, resume=True)
     with pytest.raises(MedsegError, match="no prepared training run"):
         train(ct_bundle, small_ct, output=tmp_path / "none", resume=True)

@@ -219,12 +219,15 @@ def _resumed(run_dir: Path, data_dir: str | Path, epochs: int | None) -> LaunchS
         raise MedsegError(f"--resume: this run trains on {facts['data']}, not on the --data given", data_dir)
     spec = LaunchSpec.load(spec_path)
     checkpoint = latest_checkpoint(run_dir / "models")
-    if epochs is not None:
-        spec.overrides["train#trainer#max_epochs"] = epochs
     planned = spec.overrides.get("train#trainer#max_epochs") or _bundle_epochs(Bundle(Path(spec.bundle)))
+    if epochs is not None and epochs != planned:
+        raise MedsegError(
+            f"--resume continues the {planned} epochs the run's learning-rate schedule was made for; "
+            "to train longer, start a new run from its weights (--weights RUN/models/model.pt)"
+        )
     done = epochs_done(checkpoint)
     if done >= planned:
-        raise MedsegError(f"--resume: the run has finished its {planned} epochs; pass --epochs N (N > {done})")
+        raise MedsegError(f"--resume: the run has finished its {planned} epochs", run_dir)
     facts.setdefault("resumed", []).append({"from": str(checkpoint), "epochs_done": done, "command": sys.argv})
     write_text(run_dir / "run.json", json.dumps(facts, indent=2, default=str) + "\n")
     spec.resume_from = str(checkpoint.resolve())
@@ -296,7 +299,7 @@ def train(
         handlers: further trainer handlers (config dicts).
         launcher: run under ``torchrun`` in several processes (and nodes); None trains in this process.
         resume: continue the run in ``output`` from its last checkpoint, with the settings it was
-            prepared with; only ``epochs``, ``device`` and ``launcher`` may change.
+            prepared with; only ``device`` and ``launcher`` may change.
         say: where progress messages go.
 
     Returns:
