@@ -72,3 +72,10 @@ def test_early_stopping_ends_a_run_whose_metric_stops_improving(tmp_path, ct_bun
     run = train(ct_bundle, small_ct, output=tmp_path / "run", epochs=5, device="cpu", overrides=settings)
     with run.history.open() as handle:
         assert [row.split(",")[0] for row in handle.read().splitlines()[1:]] == ["1", "2"]
+
+
+@pytest.mark.parametrize(("option", "value"), [("tracking", "wandb"), ("cache", "gpu"), ("presets", "mine")])
+def test_a_bad_option_stops_before_the_run_folder_is_made(tmp_path, ct_bundle, small_ct, option, value):
+    with pytest.raises(MedsegError, match=f"--{option}"):
+        train(ct_bundle, small_ct, output=tmp_path / "run", device="cpu", **{option: value})
+    assert not (tmp_path / "run" / "configs").exists()

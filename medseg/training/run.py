@@ -150,18 +150,19 @@ def _prepare(
     fp = fingerprint(report.stats)
     seed = {} if plan.seed is None else {"seed": plan.seed}
     values = {**_presets(bundle, fp, plan.presets, plan.init_weights is not None), **seed, **plan.overrides}
-    run_bundle = derive_bundle(bundle, run_dir, {k: v for k, v in values.items() if "#" not in k})
-    write_text(run_dir / "fingerprint.json", json.dumps(fp.to_dict(), indent=2) + "\n")
+    tracking, tracking_config = tracking_overrides(plan.tracking, run_dir, bundle.name)
     dataset = report.dataset
     training, validation, splits = fold_cases(dataset.training, plan.fold, dataset_dir=dataset.root, output_dir=run_dir)
-    train_config = json.loads(run_bundle.config("train").read_text(encoding="utf-8"))
-    spacing = train_config.get("spacing", fp.target_spacing)
+    spacing = {**top_level_values(bundle, "train", ["spacing"]), **values}.get("spacing", fp.target_spacing)
     estimate = estimate_bytes(fp, spacing, len(training) + len(validation))
     cache = choose_cache(
         estimate, run_dir / "cache", plan.cache_memory, gpu=gpu_budget(resolve_device(device)), kind=plan.cache
     )
     say(str(cache))
-    tracking, tracking_config = tracking_overrides(plan.tracking, run_dir, bundle.name)
+    # every option is checked by now: the run folder becomes a bundle only for a run that can start
+    run_bundle = derive_bundle(bundle, run_dir, {k: v for k, v in values.items() if "#" not in k})
+    write_text(run_dir / "fingerprint.json", json.dumps(fp.to_dict(), indent=2) + "\n")
+    train_config = json.loads(run_bundle.config("train").read_text(encoding="utf-8"))
     cases = [c.as_dict() for c in training], [c.as_dict() for c in validation]
     config: dict[str, Any] = {
         **cache_overrides(cache, *cases, train_config["base_transforms"]),
