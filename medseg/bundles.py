@@ -214,6 +214,7 @@ def load_workflow(
     workflow_type: str | None,
     overrides: Mapping[str, Any],
     quiet: bool = False,
+    tracking: str | None = None,
 ) -> ConfigWorkflow:
     """Build a bundle's config workflow, not yet initialised.
 
@@ -224,6 +225,7 @@ def load_workflow(
         overrides: config id to value (``{"train#trainer#max_epochs": 2}``); values are plain JSON
             values, config dicts (``{"_target_": ...}``) or ``"$expressions"``.
         quiet: leave the bundle's ``logging.conf`` unapplied (no per-iteration log lines).
+        tracking: experiment tracking MONAI adds to the workflow's engines (``"mlflow"``), or None.
     """
     from monai.bundle import ConfigWorkflow
 
@@ -236,6 +238,7 @@ def load_workflow(
         logging_file=logging_file,
         workflow_type=workflow_type,
         bundle_root=str(bundle.root),
+        tracking=tracking,
         **dict(overrides),
     )
 

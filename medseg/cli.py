@@ -30,6 +30,7 @@ OverrideOpt = Annotated[
         "--override", help="Config override KEY=VALUE (repeatable), e.g. overlap=0.25; VALUE is JSON or text."
     ),
 ]
+WEIGHTS_SUFFIXES = {".pt", ".pth", ".ckpt"}
 BundleArg = Annotated[str, typer.Argument(help="Bundle name (see `medseg bundles`) or path to a bundle folder.")]
 DeviceOpt = Annotated[str, typer.Option("--device", help="auto, cpu, cuda or cuda:N.")]
 WeightsOpt = Annotated[
@@ -159,19 +160,40 @@ def train_command(
     output: Annotated[Path | None, typer.Option(help="Run folder (default: runs/<bundle>-<time>).")] = None,
     weights: Annotated[Path | None, typer.Option("--weights", help="Start from these weights (fine-tune).")] = None,
     fold: Annotated[int, typer.Option(help="Cross-validation fold (splits.json of the dataset or the run).")] = 0,
+    seed: Annotated[int | None, typer.Option(help="Seed of every random generator (default: the bundle's).")] = None,
     presets: Annotated[
         str,
         typer.Option(help="Spacing, patch, CT intensities from: fingerprint, bundle, or auto (bundle if fine-tuning)."),
     ] = "auto",
+    cache: Annotated[
+        str, typer.Option(help="Cache preprocessed cases on the gpu, in memory, on disk, or auto (what fits).")
+    ] = "auto",
     cache_memory: Annotated[
         float | None, typer.Option(help="GB of RAM for caching preprocessed cases (default: half the free memory).")
     ] = None,
+    tracking: Annotated[
+        str, typer.Option(help="tensorboard (RUN/tensorboard), or mlflow as well (RUN/mlflow; needs the mlflow extra).")
+    ] = "tensorboard",
+    progress: Annotated[
+        bool | None, typer.Option("--progress/--no-progress", help="Progress bar (default: on in a terminal).")
+    ] = None,
+    resume: Annotated[
+        bool, typer.Option("--resume", help="Continue the run in --output from its last checkpoint.")
+    ] = False,
+    nproc: Annotated[
+        int | None, typer.Option(help="Train in N processes under torchrun (one per GPU, or CPU processes).")
+    ] = None,
+    nnodes: Annotated[str, typer.Option(help="Nodes taking part (with --nproc), e.g. 2.")] = "1",
+    rdzv_backend: Annotated[str, typer.Option(help="torchrun rendezvous backend for several nodes.")] = "c10d",
+    rdzv_endpoint: Annotated[str | None, typer.Option(help="HOST:PORT where the nodes meet (several nodes).")] = None,
     override: OverrideOpt = None,
 ) -> None:
     """Train a bundle on a dataset through its train.json; the run folder becomes a bundle."""
     from medseg.bundles import find_bundle
+    from medseg.training.distributed import Launcher
     from medseg.training.run import train
 
+    launcher = None if nproc is None else Launcher(nproc, nnodes, rdzv_backend, rdzv_endpoint)
     result = train(
         find_bundle(bundle),
         data,
@@ -181,8 +203,14 @@ def train_command(
         fold=fold,
         init_weights=weights,
         presets=presets,
+        cache=cache,
         cache_memory=None if cache_memory is None else int(cache_memory * 1e9),
+        seed=seed,
+        tracking=tracking,
+        progress=sys.stderr.isatty() if progress is None else progress,
         overrides=_parse_overrides(override or []),
+        launcher=launcher,
+        resume=resume,
         say=typer.echo,
     )
     typer.echo(f"trained bundle: {result.bundle.root}\nbest weights: {result.best_weights}")
@@ -197,7 +225,14 @@ def infer_command(
         typer.Argument(help="Scans to segment: NIfTI files (.nii, .nii.gz) or DICOM series folders (one series each)."),
     ],
     output: Annotated[Path, typer.Option("--output", "-o", help="Output folder for <name>_seg.nii.gz masks.")],
-    weights: WeightsOpt = None,
+    weights: Annotated[
+        list[Path] | None,
+        typer.Option(
+            "--weights",
+            help="Weights file (default: the bundle's models/model.pt). Several (--weights a.pt b.pt, or the "
+            "option repeated) segment with their ensemble: the members' probabilities are averaged.",
+        ),
+    ] = None,
     device: DeviceOpt = "auto",
     overlap: Annotated[float | None, typer.Option(help="Window overlap (default 0.25; stock: the bundle's).")] = None,
     tta: Annotated[bool, typer.Option("--tta", help="Mirror test-time augmentation (if trained with it).")] = False,
@@ -221,6 +256,9 @@ def infer_command(
     <name> is a NIfTI file's name without .nii/.nii.gz, or a DICOM series folder's name. A scan that
     fails is reported and skipped; the others are finished (exit status 1 if any failed).
     """
+    if weights:  # `--weights a.pt b.pt scan.nii.gz`: the weights files after the first arrive as inputs
+        weights = [*weights, *(path for path in inputs if path.suffix in WEIGHTS_SUFFIXES)]
+        inputs = [path for path in inputs if path.suffix not in WEIGHTS_SUFFIXES]
     from tqdm import tqdm
 
     from medseg.bundles import find_bundle

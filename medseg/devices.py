@@ -11,6 +11,15 @@ def device_expression(device: str) -> str:
     Raises:
         MedsegError: for an unknown device or CUDA on a machine without it.
     """
+    return f"$torch.device('{resolve_device(device)}')"
+
+
+def resolve_device(device: str) -> str:
+    """``cpu`` or ``cuda:N`` for ``auto``, ``cpu``, ``cuda`` or ``cuda:N``.
+
+    Raises:
+        MedsegError: for an unknown device or CUDA on a machine without it.
+    """
     import torch
 
     name = device.strip().lower()
@@ -26,4 +35,4 @@ def device_expression(device: str) -> str:
             raise MedsegError(f"device {device!r} asked for, but this machine has no such CUDA GPU")
     elif name != "cpu":
         raise MedsegError(f"unknown device {device!r}; use auto, cpu, cuda or cuda:N")
-    return f"$torch.device('{name}')"
+    return name

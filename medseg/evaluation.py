@@ -5,6 +5,7 @@ from __future__ import annotations
 import csv
 import io
 import math
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -62,12 +63,13 @@ def evaluate(
     data_dir: str | Path,
     output_dir: str | Path,
     *,
-    weights: str | Path | None = None,
+    weights: str | Path | Sequence[str | Path] | None = None,
     device: str = "auto",
 ) -> list[CaseResult]:
     """Segment the labelled test cases (or, without any, the training cases) and score them.
 
     Writes the masks to ``OUTDIR/masks/`` and the per-case, per-label table to ``OUTDIR/metrics.csv``.
+    Several ``weights`` files segment with their ensemble.
     """
     dataset = discover(data_dir)
     cases = dataset.labelled_test or dataset.training

@@ -41,7 +41,7 @@ def brats_run(tmp_path_factory, brats_bundle, small_brats):
 
 
 @pytest.mark.parametrize(("config", "workflow_type"), [("train", "train"), ("inference", "infer")])
-def test_monai_property_checks_pass(brats_bundle, small_brats, config, workflow_type):
+def test_monai_property_checks_pass(tmp_path, brats_bundle, small_brats, config, workflow_type):
     workflow = ConfigWorkflow(
         config_file=str(brats_bundle.config(config)),
         meta_file=str(brats_bundle.config("metadata")),
@@ -49,6 +49,7 @@ def test_monai_property_checks_pass(brats_bundle, small_brats, config, workflow_
         workflow_type=workflow_type,
         bundle_root=str(brats_bundle.root),
         dataset_dir=str(small_brats),
+        output_dir=str(tmp_path),  # training handlers write TensorBoard logs there
         **BRATS,
     )
     workflow.initialize()

@@ -9,7 +9,7 @@ from .conftest import TINY
 
 
 @pytest.mark.parametrize(("config", "workflow_type"), [("train", "train"), ("inference", "infer")])
-def test_monai_property_checks_pass(ct_bundle, small_ct, config, workflow_type):
+def test_monai_property_checks_pass(tmp_path, ct_bundle, small_ct, config, workflow_type):
     workflow = ConfigWorkflow(
         config_file=str(ct_bundle.config(config)),
         meta_file=str(ct_bundle.config("metadata")),
@@ -17,6 +17,7 @@ def test_monai_property_checks_pass(ct_bundle, small_ct, config, workflow_type):
         workflow_type=workflow_type,
         bundle_root=str(ct_bundle.root),
         dataset_dir=str(small_ct),
+        output_dir=str(tmp_path),  # training handlers write TensorBoard logs there
         **TINY,
     )
     workflow.initialize()

@@ -1,7 +1,10 @@
 from pathlib import Path
 
+import pytest
+
 from medseg.data.caching import available_memory, cache_overrides, choose_cache, estimate_bytes
 from medseg.data.fingerprint import Fingerprint
+from medseg.errors import MedsegError
 
 
 def fingerprint(shape, spacing, channels=1):
@@ -19,11 +22,31 @@ def test_memory_when_it_fits_disk_when_it_does_not(tmp_path):
     assert small.kind == "memory" and "in memory" in str(small)
     large = choose_cache(40 * 10**9, tmp_path / "cache", budget=4 * 10**9)
     assert large.kind == "disk" and str(tmp_path / "cache") in str(large)
-    overrides = cache_overrides(large, [{"image": "a"}], [{"image": "b"}])
+    overrides = cache_overrides(large, [{"image": "a"}], [{"image": "b"}], [])
     assert overrides["train#dataset"]["_target_"] == "PersistentDataset"
     assert overrides["validate#dataset"]["cache_dir"] == str(Path(tmp_path / "cache" / "validate"))
-    assert cache_overrides(small, [{"image": "a"}], [])["train#dataset#data"] == [{"image": "a"}]
+    assert cache_overrides(small, [{"image": "a"}], [], [])["train#dataset#data"] == [{"image": "a"}]
 
 
 def test_available_memory_is_positive():
     assert available_memory() > 0
+
+
+def test_gpu_when_training_on_cuda_and_the_cases_fit(tmp_path):
+    assert choose_cache(10**9, tmp_path, budget=4 * 10**9, gpu=2 * 10**9).kind == "gpu"
+    assert choose_cache(3 * 10**9, tmp_path, budget=4 * 10**9, gpu=2 * 10**9).kind == "memory"
+    assert choose_cache(10**9, tmp_path, budget=4 * 10**9, gpu=None).kind == "memory"
+    assert choose_cache(10**9, tmp_path, budget=4 * 10**9, gpu=2 * 10**9, kind="disk").kind == "disk"
+    with pytest.raises(MedsegError, match="needs a CUDA device"):
+        choose_cache(10**9, tmp_path, gpu=None, kind="gpu")
+
+
+def test_gpu_cache_moves_cached_cases_to_the_device_and_loads_with_threads(tmp_path):
+    gpu = choose_cache(10**9, tmp_path, gpu=2 * 10**9)
+    base = [{"_target_": "LoadImaged", "keys": "image"}]
+    overrides = cache_overrides(gpu, [{"image": "a"}], [{"image": "b"}], base)
+    assert overrides["base_transforms"][:-1] == base
+    to_device = {"_target_": "ToDeviced", "keys": ["image", "label"], "device": "@device"}
+    assert overrides["base_transforms"][-1] == to_device
+    assert overrides["train#dataloader#_target_"] == overrides["validate#dataloader#_target_"] == "ThreadDataLoader"
+    assert overrides["train#dataloader#num_workers"] == 0

@@ -10,6 +10,9 @@ probabilities into labels; it replaces three things by override:
 - the ``Invertd`` step of the postprocessing, by :class:`~medseg.inference.resample.ResampleToSourced`
   (one affine map back to the source grid, only where foreground can be, slab by slab), followed
   by the bundle's label rules.
+
+On either path, several weights files make an ensemble: the chosen inferer is wrapped in
+:class:`~medseg.inference.ensemble.EnsembleInferer`, which averages the members' probabilities.
 """
 
 from __future__ import annotations
@@ -37,6 +40,7 @@ class InferenceOptions:
         label_rules: apply the bundle's anatomical label rules (largest organ component, tumours
             only inside their organ).
         max_window_voxels: voxel budget of one window on the fast path.
+        ensemble: weights files of an ensemble's members (two or more), or empty for one network.
     """
 
     stock: bool = False
@@ -45,6 +49,7 @@ class InferenceOptions:
     coarse: bool = False
     label_rules: bool = True
     max_window_voxels: int = 12_000_000
+    ensemble: tuple[str, ...] = ()
 
 
 def _inference_config(bundle: Bundle) -> dict[str, Any]:
@@ -60,12 +65,21 @@ def _divisor(bundle: Bundle) -> int:
     return max(int(size.group(1)) for size in sizes if size)
 
 
-def _inferer(bundle: Bundle, options: InferenceOptions) -> dict[str, Any]:
-    """Overrides for the inferer: large windows for a 3D network, big slice batches for a 2D one."""
+def _stock_inferer(bundle: Bundle, options: InferenceOptions) -> dict[str, Any]:
+    """The bundle's own inferer, with the overlap asked for."""
+    inferer = dict(_inference_config(bundle)["inferer"])
+    if options.overlap is not None:
+        inferer["overlap"] = options.overlap
+    return inferer
+
+
+def _fast_inferer(bundle: Bundle, options: InferenceOptions) -> dict[str, Any]:
+    """Large windows for a 3D network, big slice batches for a 2D one."""
     if len(_image_format(bundle)["spatial_shape"]) == 2:
         if options.tta:
             raise MedsegError(f"--tta is not available for the 2D bundle {bundle.name!r}")
-        return {"inferer#sw_batch_size": 64, "inferer#overlap": 0.0 if options.overlap is None else options.overlap}
+        overlap = 0.0 if options.overlap is None else options.overlap
+        return {**_inference_config(bundle)["inferer"], "sw_batch_size": 64, "overlap": overlap}
     inferer: dict[str, Any] = {
         "_target_": "medseg.inference.inferers.LargeWindowInferer",
         "divisor": _divisor(bundle),
@@ -78,7 +92,15 @@ def _inferer(bundle: Bundle, options: InferenceOptions) -> dict[str, Any]:
         if not axes:
             raise MedsegError(f"bundle {bundle.name!r} was not trained with mirroring, so --tta would hurt it")
         inferer = {"_target_": "medseg.inference.inferers.MirrorInferer", "inferer": inferer, "axes": axes}
-    return {"inferer": inferer}
+    return inferer
+
+
+def _activation(bundle: Bundle) -> str:
+    """The activation the bundle's postprocessing applies to the network output (``Activationsd``)."""
+    for transform in _inference_config(bundle)["postprocessing"]["transforms"]:
+        if isinstance(transform, dict) and transform.get("_target_") == "Activationsd":
+            return next((name for name in ("softmax", "sigmoid") if transform.get(name) is True), "none")
+    return "none"
 
 
 def _postprocessing(bundle: Bundle, options: InferenceOptions) -> dict[str, Any]:
@@ -123,12 +145,16 @@ def inference_overrides(bundle: Bundle, options: InferenceOptions) -> dict[str, 
     if options.stock:
         if options.tta:
             raise MedsegError("--tta needs the fast path (drop --stock)")
-        if options.overlap is not None:
-            overrides["inferer#overlap"] = options.overlap
-        return overrides
-    return {
-        **overrides,
-        **_reader(bundle),
-        **_inferer(bundle, options),
-        "postprocessing": _postprocessing(bundle, options),
-    }
+        inferer = _stock_inferer(bundle, options)
+    else:
+        inferer = _fast_inferer(bundle, options)
+        overrides.update(_reader(bundle))
+        overrides["postprocessing"] = _postprocessing(bundle, options)
+    if options.ensemble:
+        inferer = {
+            "_target_": "medseg.inference.ensemble.EnsembleInferer",
+            "inferer": inferer,
+            "weights": list(options.ensemble),
+            "activation": _activation(bundle),
+        }
+    return {**overrides, "inferer": inferer}

@@ -18,7 +18,7 @@ from __future__ import annotations
 import shutil
 import tempfile
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -72,12 +72,22 @@ def _as_user_error(error: Exception, source: Path) -> MedsegError:
     return MedsegError(f"segmentation failed ({type(error).__name__}: {reason})", source)
 
 
+def _weights_files(bundle: Bundle, weights: str | Path | Sequence[str | Path] | None) -> list[str]:
+    """The checked weights files as absolute paths: the bundle's own by default."""
+    if weights is None:
+        weights = bundle.weights
+    paths = [weights] if isinstance(weights, str | Path) else list(weights)
+    if not paths:
+        raise MedsegError("no weights files given")
+    return [str(check_weights(path).resolve()) for path in paths]
+
+
 def segment_report(
     bundle: Bundle,
     inputs: Sequence[str | Path],
     output_dir: str | Path,
     *,
-    weights: str | Path | None = None,
+    weights: str | Path | Sequence[str | Path] | None = None,
     device: str = "auto",
     options: InferenceOptions | None = None,
     overrides: Mapping[str, Any] | None = None,
@@ -91,7 +101,8 @@ def segment_report(
         inputs: NIfTI scans, or folders that each hold one DICOM series (the mask of folder ``X`` is
             ``X_seg.nii.gz``, on the series' grid).
         output_dir: where ``<name>_seg.nii.gz`` masks go (created if missing).
-        weights: weights file; defaults to the bundle's ``models/model.pt``.
+        weights: weights file, or several for an ensemble that averages their probabilities;
+            defaults to the bundle's ``models/model.pt``.
         device: ``auto``, ``cpu``, ``cuda`` or ``cuda:N``.
         options: fast path or stock recipe, overlap, TTA, coarse, label rules.
         overrides: further config overrides, id to value.
@@ -106,10 +117,12 @@ def segment_report(
         raise MedsegError("no input scans given")
     sources = [Path(path) for path in inputs]
     _unique_names(sources)
+    members = _weights_files(bundle, weights)
+    options = replace(options or InferenceOptions(), ensemble=tuple(members) if len(members) > 1 else ())
     config: dict[str, Any] = {
-        "ckpt_path": str(check_weights(weights if weights is not None else bundle.weights).resolve()),
+        "ckpt_path": members[0],
         "device": device_expression(device),
-        **inference_overrides(bundle, options or InferenceOptions()),
+        **inference_overrides(bundle, options),
         **(overrides or {}),
     }
     report = SegmentReport()

@@ -19,6 +19,9 @@ class HistoryRecorder:
     Attach it to the trainer after the validation handler, so that an epoch's row carries the
     metrics of the validation run at the end of that epoch (empty on epochs without one).
 
+    Rows of earlier epochs already in the file are kept: a resumed run appends to its history, and
+    drops the rows of any epoch it trains again (one finished after the last checkpoint).
+
     Args:
         path: CSV file to (re)write after every epoch.
         validator: the evaluator whose ``state.metrics`` to record, or None.
@@ -29,7 +32,7 @@ class HistoryRecorder:
         self.path = Path(path)
         self.validator = validator
         self.loss_key = loss_key
-        self.rows: list[dict[str, Any]] = []
+        self.rows: list[dict[str, Any]] | None = None
         self._losses: list[float] = []
         self._validated_at = -1
 
@@ -41,6 +44,14 @@ class HistoryRecorder:
 
     def _reset(self, engine: Engine) -> None:
         self._losses = []
+        if self.rows is None:
+            self.rows = [row for row in self._earlier_rows() if int(row["epoch"]) < engine.state.epoch]
+
+    def _earlier_rows(self) -> list[dict[str, Any]]:
+        if not self.path.is_file():
+            return []
+        with self.path.open(newline="", encoding="utf-8") as handle:
+            return list(csv.DictReader(handle))
 
     def _collect(self, engine: Engine) -> None:
         output = engine.state.output
@@ -57,6 +68,7 @@ class HistoryRecorder:
         if validator is not None and validator.state.epoch != self._validated_at and validator.state.metrics:
             self._validated_at = validator.state.epoch
             row.update({name: float(value) for name, value in validator.state.metrics.items()})
+        assert self.rows is not None, "an epoch completed before it started"
         self.rows.append(row)
         columns = list(dict.fromkeys(key for r in self.rows for key in r))
         buffer = io.StringIO()
