@@ -23,6 +23,8 @@ if TYPE_CHECKING:
 
 # Bundles shipped with medseg live at the top of the repository, beside the package.
 BUILTIN_BUNDLES = Path(__file__).resolve().parent.parent / "bundles"
+# Loggers silenced for quiet (inference) runs: engine progress, and notices about optional codecs.
+QUIET_LOGGERS = ("monai.bundle.workflows", "ignite.engine.engine.SupervisedEvaluator", "monai.data")
 # A user's own bundles, found by name like the built-in ones.
 USER_BUNDLES = Path.home() / ".medseg" / "bundles"
 DEFAULT_RGB = (128, 128, 128)
@@ -229,8 +231,9 @@ def load_workflow(
     """
     from monai.bundle import ConfigWorkflow
 
-    if quiet:  # MONAI warns that logging is skipped; here that is the point
-        logging.getLogger("monai.bundle.workflows").setLevel(logging.ERROR)
+    if quiet:  # no engine chatter; MONAI's warning that logging is skipped is the point, not news
+        for name in QUIET_LOGGERS:
+            logging.getLogger(name).setLevel(logging.ERROR)
     logging_file: str | bool = False if quiet else str(bundle.root / "configs" / "logging.conf")
     return ConfigWorkflow(
         config_file=[str(bundle.config(name)) for name in configs],

@@ -7,8 +7,10 @@ import math
 from medseg.evaluation import CaseResult, mean_dice
 
 
-def _cell(value: float) -> str:
-    return "   -  " if math.isnan(value) else f"{value:6.3f}"
+def _cell(value: float, false_positive: bool = False) -> str:
+    """A 12-character cell: the Dice, or a dash where the reference lacks the label, and a false-positive mark."""
+    text = "-" if math.isnan(value) else f"{value:.3f}"
+    return f"{text}{' (fp)' if false_positive else ''}".rjust(12)
 
 
 def dice_table(results: list[CaseResult], labels: list[str]) -> str:
@@ -16,13 +18,10 @@ def dice_table(results: list[CaseResult], labels: list[str]) -> str:
 
     A dash means the reference has no such voxels; ``(fp)`` marks a label predicted there anyway.
     """
-    width = max(len("case"), *(len(r.case) for r in results))
-    lines = [f"{'case':<{width}}  " + "  ".join(f"{name:>10}" for name in labels)]
+    width = max(len("mean Dice"), *(len(r.case) for r in results))
+    lines = [f"{'case':<{width}}" + "".join(f"{name:>12}" for name in labels)]
     for result in results:
-        cells = []
-        for name in labels:
-            score = result.scores[name]
-            cells.append(f"{_cell(score.dice)}{' (fp)' if score.false_positive else '     '}"[:10].rjust(10))
-        lines.append(f"{result.case:<{width}}  " + "  ".join(cells))
-    lines.append(f"{'mean Dice':<{width}}  " + "  ".join(f"{_cell(mean_dice(results, n)):>10}" for n in labels))
+        cells = (_cell(result.scores[n].dice, result.scores[n].false_positive) for n in labels)
+        lines.append(f"{result.case:<{width}}" + "".join(cells))
+    lines.append(f"{'mean Dice':<{width}}" + "".join(_cell(mean_dice(results, n)) for n in labels))
     return "\n".join(lines)
