@@ -5,6 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+import torch
 
 from medseg.bundles import Bundle, find_bundle
 from medseg.data.samples import write_brats_dataset, write_ct_dataset
@@ -12,6 +13,15 @@ from medseg.data.samples import write_brats_dataset, write_ct_dataset
 # Bundle overrides that make the CT bundle cheap enough for unit tests: coarse voxels, small patches.
 TINY = {"spacing": [6.0, 6.0, 6.0], "patch_size": [32, 32, 32], "num_workers": 0}
 BRATS_SEED, BRATS_SPACING = 6, 4.0
+
+
+@pytest.fixture(scope="module")
+def one_thread():
+    """Run torch on one thread: two OpenMP threads on two busy cores spin more than they compute."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
 
 
 @pytest.fixture(scope="session")

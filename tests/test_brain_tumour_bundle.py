@@ -19,13 +19,7 @@ BRATS = {"spacing": [8.0, 8.0, 8.0], "patch_size": [32, 32, 32], "num_workers": 
 LABEL_VALUES = {0, 1, 2, 4}
 
 
-@pytest.fixture(scope="module", autouse=True)
-def one_thread():
-    """Two OpenMP threads on two busy cores spin more than they compute; the tiny network runs ~20x faster on one."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 @pytest.fixture(scope="module")
