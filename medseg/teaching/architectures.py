@@ -15,6 +15,7 @@ All four downsample three times and use the same channel widths, so they differ 
 from __future__ import annotations
 
 from collections.abc import Callable
+from itertools import pairwise
 
 import torch
 from monai.networks.blocks import Convolution
@@ -46,7 +47,7 @@ class FCN(nn.Module):
         widths = (in_channels, *CHANNELS)
         self.stages = nn.ModuleList(
             Convolution(2, c_in, c_out, strides=2 if depth < len(STRIDES) else 1)
-            for depth, (c_in, c_out) in enumerate(zip(widths[:-1], widths[1:], strict=True))
+            for depth, (c_in, c_out) in enumerate(pairwise(widths))
         )
         # One 1x1 scoring layer for the 1/2, 1/4 and 1/8 resolution features (the last two stages share 1/8).
         self.scores = nn.ModuleList(nn.Conv2d(width, classes, kernel_size=1) for width in (*CHANNELS[:2], CHANNELS[-1]))
