@@ -9,7 +9,8 @@ from __future__ import annotations
 
 import math
 import time
-from dataclasses import dataclass
+from collections.abc import Callable, Mapping
+from dataclasses import astuple, dataclass
 
 import numpy as np
 import torch
@@ -18,6 +19,7 @@ from monai.metrics import DiceMetric, HausdorffDistanceMetric, SurfaceDiceMetric
 from monai.networks.utils import one_hot
 from torch import nn
 
+from medseg.teaching.architectures import parameter_count
 from medseg.teaching.slices import SliceSet
 
 CLASSES = ("liver", "tumour")  # labels 1 and 2; label 0 is background
@@ -55,7 +57,7 @@ def train_network(network: nn.Module, data: SliceSet, budget: Budget) -> float:
     generator = torch.Generator().manual_seed(budget.seed)
     images, labels = torch.from_numpy(data.images), torch.from_numpy(data.labels)
     weights = tumour_balanced_weights(data.labels)
-    loss_function = DiceCELoss(to_onehot_y=True, softmax=True)
+    loss_function = DiceCELoss(to_onehot_y=True, softmax=True, batch=True)
     optimiser = torch.optim.Adam(network.parameters(), lr=budget.learning_rate)
     network.train()
     start = time.perf_counter()
@@ -123,3 +125,56 @@ def score(prediction: np.ndarray, reference: np.ndarray, spacing: np.ndarray, to
 
 def _mean(values: torch.Tensor) -> float:
     return float(values.mean()) if len(values) else math.nan
+
+
+@dataclass(frozen=True)
+class Result:
+    """One network's outcome under a :class:`Budget`.
+
+    Args:
+        name: the architecture's name.
+        parameters: trainable parameters.
+        train_seconds: wall time of training.
+        infer_seconds: wall time of predicting the test slices.
+        scores: class name to :class:`Scores` on the test slices.
+        prediction: ``(N, 1, H, W)`` predicted label maps of the test slices.
+    """
+
+    name: str
+    parameters: int
+    train_seconds: float
+    infer_seconds: float
+    scores: dict[str, Scores]
+    prediction: np.ndarray
+
+
+def run_comparison(
+    architectures: Mapping[str, Callable[[int, int], nn.Module]],
+    train: SliceSet,
+    test: SliceSet,
+    budget: Budget,
+    tolerance_mm: float,
+) -> list[Result]:
+    """Build each network from the same seed, train it on ``train`` with ``budget`` and score it on ``test``."""
+    results = []
+    for name, build in architectures.items():
+        torch.manual_seed(budget.seed)
+        network = build(train.images.shape[1], len(CLASSES) + 1)
+        train_seconds = train_network(network, train, budget)
+        start = time.perf_counter()
+        prediction = predict(network, test.images)
+        infer_seconds = time.perf_counter() - start
+        scores = score(prediction, test.labels, test.spacing, tolerance_mm)
+        results.append(Result(name, parameter_count(network), train_seconds, infer_seconds, scores, prediction))
+    return results
+
+
+def results_table(results: list[Result]) -> str:
+    """A plain-text table: parameters, times and every class's Dice, HD95 (mm) and surface Dice."""
+    header = f"{'network':<16}{'params':>9}{'train s':>9}{'infer s':>9}"
+    header += "".join(f"{f'{c} {m}':>16}" for c in CLASSES for m in ("Dice", "HD95", "sDice"))
+    lines = [header]
+    for r in results:
+        cells = "".join(f"{v:>16.3f}" for c in CLASSES for v in astuple(r.scores[c]))
+        lines.append(f"{r.name:<16}{r.parameters:>9,}{r.train_seconds:>9.1f}{r.infer_seconds:>9.2f}{cells}")
+    return "\n".join(lines)
