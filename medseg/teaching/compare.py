@@ -115,7 +115,7 @@ def score(prediction: np.ndarray, reference: np.ndarray, spacing: np.ndarray, to
     )
     present = ref[:, 1:].flatten(2).any(dim=2)  # (N, classes - 1)
     missed = present & ~pred[:, 1:].flatten(2).any(dim=2)
-    diagonal = torch.from_numpy(np.hypot(*(spacing * prediction.shape[-2:]).T)).float()[:, None]
+    diagonal = torch.from_numpy(np.linalg.norm(spacing * prediction.shape[2:], axis=1)).float()[:, None]
     hd95 = torch.where(missed, diagonal.expand_as(hd95), hd95)
     return {
         name: Scores(*(_mean(values[:, c][present[:, c]]) for values in (dice, hd95, surface)))
