@@ -23,7 +23,7 @@ from monai.networks.nets import AutoEncoder, UNet
 from torch import nn
 from torch.nn import functional
 
-CHANNELS = (16, 32, 64, 128)
+CHANNELS = (8, 16, 32, 64)
 STRIDES = (2, 2, 2)
 
 
