@@ -102,3 +102,15 @@ def test_figures_have_one_panel_per_network_and_three_for_instances(slices: Slic
     figure = boundary_closeups(image, labels, {"a": labels, "b": np.zeros_like(labels)}, centre=(90, 5))
     assert len(figure.axes) == 2
     assert len(instance_panels(image, labels, (labels == 2).astype(int)).axes) == 3
+
+
+def test_teaching_tumours_are_uniform_and_conspicuous() -> None:
+    from medseg.data.phantom import make_case
+    from medseg.teaching.slices import TUMOUR_CONTRAST_HU, _teaching_case
+
+    original, teaching = make_case((0, 3), SLICE_GRID), _teaching_case(0, 3, SLICE_GRID)
+    assert teaching.anatomy.tumours and teaching.anatomy.noise_sd == original.anatomy.noise_sd / 2
+    liver = teaching.anatomy.hu.liver
+    for before, after in zip(original.anatomy.tumours, teaching.anatomy.tumours, strict=True):
+        assert np.array_equal(after.layers[0][0].semi_axes, before.layers[0][0].semi_axes) and len(after.layers) == 1
+        assert abs(after.layers[0][1] - liver) == TUMOUR_CONTRAST_HU

@@ -52,7 +52,9 @@ def tumour_balanced_weights(labels: np.ndarray) -> torch.Tensor:
 def train_network(network: nn.Module, data: SliceSet, budget: Budget) -> float:
     """Train ``network`` in place on random batches of ``data``; returns the seconds it took.
 
-    Tumours are rare, so batches are drawn with :func:`tumour_balanced_weights`.
+    Tumours are rare, so batches are drawn with :func:`tumour_balanced_weights`; each batch is mirrored at
+    random along each axis, so that the networks learn what a tumour looks like rather than where the
+    training tumours were.
     """
     generator = torch.Generator().manual_seed(budget.seed)
     images, labels = torch.from_numpy(data.images), torch.from_numpy(data.labels)
@@ -63,8 +65,9 @@ def train_network(network: nn.Module, data: SliceSet, budget: Budget) -> float:
     start = time.perf_counter()
     for _ in range(budget.steps):
         batch = torch.multinomial(weights, budget.batch_size, replacement=True, generator=generator)
+        flips = [axis for axis in (2, 3) if torch.rand(1, generator=generator) < 0.5]
         optimiser.zero_grad()
-        loss = loss_function(network(images[batch]), labels[batch])
+        loss = loss_function(network(images[batch].flip(flips)), labels[batch].flip(flips))
         loss.backward()
         optimiser.step()
     return time.perf_counter() - start

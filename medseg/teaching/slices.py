@@ -5,8 +5,8 @@ RAS voxel order, windowed to the abdomen and scaled to [0, 1]. Every axial slice
 liver becomes one example, labelled 0 background, 1 liver, 2 tumour.
 
 The patients are the phantom's, with two changes that let a few minutes of CPU training learn the
-tumours: each tumour is one uniform layer :data:`TUMOUR_CONTRAST_HU` darker or brighter than the liver
-(no rims or necrosis), and the scanner noise is halved. The lesson the slices teach is about shape and
+tumours: each tumour is one uniform layer :data:`TUMOUR_CONTRAST_HU` darker than the liver (no rims,
+necrosis or bright lesions), and the scanner noise is halved. The lesson the slices teach is about shape and
 size, which stay as drawn.
 """
 
@@ -48,12 +48,9 @@ class SliceSet:
 
 
 def _conspicuous(anatomy: Anatomy) -> Anatomy:
-    """The same patient with uniform tumours :data:`TUMOUR_CONTRAST_HU` off the liver and half the noise."""
-    sign = {"hypo": -1.0, "hyper": 1.0}
-    tumours = tuple(
-        replace(t, layers=((t.layers[0][0], anatomy.hu.liver + sign[t.kind] * TUMOUR_CONTRAST_HU),))
-        for t in anatomy.tumours
-    )
+    """The same patient with uniform dark tumours (:data:`TUMOUR_CONTRAST_HU` below the liver) and half the noise."""
+    lesion_hu = anatomy.hu.liver - TUMOUR_CONTRAST_HU
+    tumours = tuple(replace(t, layers=((t.layers[0][0], lesion_hu),), kind="hypo") for t in anatomy.tumours)
     return replace(anatomy, tumours=tumours, noise_sd=anatomy.noise_sd / 2)
 
 
