@@ -24,7 +24,7 @@ def _execute(name: str, workdir: Path) -> nbformat.NotebookNode:
 
 
 def _shows_figures(notebook: nbformat.NotebookNode) -> bool:
-    return any(output.output_type == "display_data" for cell in notebook.cells for output in cell.get("outputs", []))
+    return any("image/png" in output.get("data", {}) for cell in notebook.cells for output in cell.get("outputs", []))
 
 
 @pytest.mark.slow

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import math
 import time
+import warnings
 from collections.abc import Callable, Mapping
 from dataclasses import astuple, dataclass
 
@@ -36,7 +37,7 @@ class Budget:
         seed: seeds the initial weights and the order of the batches.
     """
 
-    steps: int = 300
+    steps: int = 800
     batch_size: int = 8
     learning_rate: float = 3e-3
     seed: int = 0
@@ -110,12 +111,14 @@ def score(prediction: np.ndarray, reference: np.ndarray, spacing: np.ndarray, to
     pred, ref = (one_hot(torch.from_numpy(labels), num_classes=classes) for labels in (prediction, reference))
     pixel_spacing = [list(map(float, s)) for s in spacing]
     dice = DiceMetric(include_background=False, reduction="none", ignore_empty=True)(pred, ref)
-    hd95 = HausdorffDistanceMetric(include_background=False, percentile=95, reduction="none")(
-        pred, ref, spacing=pixel_spacing
-    )
-    surface = SurfaceDiceMetric([tolerance_mm] * len(CLASSES), include_background=False, reduction="none")(
-        pred, ref, spacing=pixel_spacing
-    )
+    with warnings.catch_warnings():  # empty masks are expected here, and handled below
+        warnings.simplefilter("ignore")
+        hd95 = HausdorffDistanceMetric(include_background=False, percentile=95, reduction="none")(
+            pred, ref, spacing=pixel_spacing
+        )
+        surface = SurfaceDiceMetric([tolerance_mm] * len(CLASSES), include_background=False, reduction="none")(
+            pred, ref, spacing=pixel_spacing
+        )
     present = ref[:, 1:].flatten(2).any(dim=2)  # (N, classes - 1)
     missed = present & ~pred[:, 1:].flatten(2).any(dim=2)
     diagonal = torch.from_numpy(np.linalg.norm(spacing * prediction.shape[2:], axis=1)).float()[:, None]
