@@ -27,14 +27,13 @@ def _shows_figures(notebook: nbformat.NotebookNode) -> bool:
     return any("image/png" in output.get("data", {}) for cell in notebook.cells for output in cell.get("outputs", []))
 
 
-@pytest.mark.slow
-def test_quickstart_runs(tmp_path: Path) -> None:
+def test_quickstart_runs(tmp_path: Path) -> None:  # about 40 s on one busy CPU core
     notebook = _execute("01_quickstart.ipynb", tmp_path)
     assert (tmp_path / "quickstart_output" / "results" / "masks" / "open_in_slicer.py").is_file()
     assert _shows_figures(notebook)
 
 
-@pytest.mark.slow
+@pytest.mark.slow  # about 3 minutes on one busy CPU core: it trains four networks
 def test_architectures_runs(tmp_path: Path) -> None:
     notebook = _execute("02_architectures.ipynb", tmp_path)
     assert sorted(path.name for path in tmp_path.glob("*.png")) == ["boundaries.png", "instances.png"]
