@@ -17,9 +17,8 @@ def _execute(name: str, workdir: Path) -> nbformat.NotebookNode:
     from nbclient import NotebookClient
 
     notebook = nbformat.read(NOTEBOOKS / name, as_version=4)
-    os.environ.setdefault("OMP_NUM_THREADS", "1")  # inherited by the kernel
     client = NotebookClient(notebook, timeout=CELL_TIMEOUT, kernel_name="python3")
-    client.execute(cwd=str(workdir))
+    client.execute(cwd=str(workdir), env={"OMP_NUM_THREADS": "1", **os.environ})  # one thread unless told otherwise
     return notebook
 
 
