@@ -208,25 +208,6 @@ def scratch(tmp_path, monkeypatch):
     assert not any(folder.iterdir()), "converted series left behind"
 
 
-@pytest.fixture(scope="module")
-def random_weights(tmp_path_factory):
-    import torch
-    from monai.networks.nets import UNet
-
-    net = UNet(
-        spatial_dims=3,
-        in_channels=1,
-        out_channels=3,
-        channels=(16, 32, 64, 128, 256),
-        strides=(2, 2, 2, 2),
-        num_res_units=1,
-        norm="batch",
-    )
-    path = tmp_path_factory.mktemp("weights") / "random.pt"
-    torch.save(net.state_dict(), path)
-    return path
-
-
 def test_segment_series_folders(tmp_path, scratch, ct_bundle, random_weights):
     # Names with dots: a folder's whole name is the mask's name (Path.stem would make these collide).
     volumes = {"patient.7": ct_volume(FLIPPED), "patient.8": ct_volume(OBLIQUE, seed=1)}

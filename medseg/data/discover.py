@@ -85,7 +85,10 @@ def _inside(root: Path, relative: str | Path, source: Path) -> Path:
         raise MedsegError(f"expected a file path, got {relative!r}", source)
     if Path(relative).is_absolute():
         raise MedsegError(f"absolute path {str(relative)!r} not allowed; use one inside the dataset", source)
-    path = (root / relative).resolve()
+    try:
+        path = (root / relative).resolve()
+    except (OSError, RuntimeError, ValueError) as error:  # a symlink loop, a NUL byte, a name the OS refuses
+        raise MedsegError(f"unusable path {str(relative)!r} ({error})", source) from None
     if not path.is_relative_to(root.resolve()):
         raise MedsegError(f"path {str(relative)!r} points outside the dataset folder", source)
     return path

@@ -18,8 +18,10 @@ import nibabel as nib
 import numpy as np
 
 from medseg.data.discover import Case, Dataset
+from medseg.data.header import check_fits, check_header
 from medseg.errors import MedsegError
 from medseg.io.paths import is_nifti
+from medseg.memory import available_memory
 
 # Two grids match when spacing and origin agree to within this (mm) and directions to within 1e-4.
 GRID_TOLERANCE_MM = 1e-3
@@ -55,6 +57,8 @@ def _load(path: Path) -> tuple[nib.Nifti1Image, np.ndarray]:
         raise MedsegError("not a NIfTI file (expected .nii or .nii.gz)", path)
     try:
         image = nib.load(path)
+        check_header(image, path)
+        check_fits(image, path, available_memory())
         return image, np.asanyarray(image.dataobj)
     except READ_ERRORS as error:
         raise MedsegError(f"cannot read NIfTI ({error})", path) from None
@@ -107,7 +111,8 @@ def check_scan_header(path: str | Path, *, channels: int = 1) -> ScanInfo:
     data is found later, when the voxels are read.
 
     Raises:
-        MedsegError: missing, unreadable or truncated file, or wrong dimensions or channels.
+        MedsegError: missing, unreadable or truncated file, wrong dimensions or channels, or a bad
+            grid or intensity scaling (:func:`medseg.data.header.check_header`).
     """
     path = Path(path)
     if not path.is_file():
@@ -121,6 +126,7 @@ def check_scan_header(path: str | Path, *, channels: int = 1) -> ScanInfo:
     except READ_ERRORS as error:
         raise MedsegError(f"cannot read NIfTI ({error})", path) from None
     found = _channels_of(tuple(image.shape), path, channels)
+    check_header(image, path)
     if path.name.endswith(".gz"):
         recorded = _gzip_size(path)
         if recorded != expected % 2**32:
