@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import logging
+import os
 import shutil
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
@@ -25,8 +26,8 @@ if TYPE_CHECKING:
 BUILTIN_BUNDLES = Path(__file__).resolve().parent.parent / "bundles"
 # Loggers silenced for quiet (inference) runs: engine progress, and notices about optional codecs.
 QUIET_LOGGERS = ("monai.bundle.workflows", "ignite.engine.engine.SupervisedEvaluator", "monai.data")
-# A user's own bundles, found by name like the built-in ones.
-USER_BUNDLES = Path.home() / ".medseg" / "bundles"
+# A user's own bundles, found by name like the built-in ones: $MEDSEG_BUNDLES, else ~/.medseg/bundles.
+USER_BUNDLES = Path(os.environ.get("MEDSEG_BUNDLES") or Path.home() / ".medseg" / "bundles")
 DEFAULT_RGB = (128, 128, 128)
 
 
@@ -161,7 +162,7 @@ def list_bundles() -> list[Bundle]:
 
 
 def find_bundle(name_or_path: str | Path) -> Bundle:
-    """A bundle by name (built-in first, then ``~/.medseg/bundles``) or by folder path.
+    """A bundle by name (built-in first, then :data:`USER_BUNDLES`) or by folder path.
 
     Raises:
         MedsegError: when nothing matches; the message lists the bundles that exist.

@@ -74,7 +74,9 @@ def _dicom(dicom_series: Path, slice_index: int, how: tuple) -> None:
         _refused_or_sane(lambda: series_to_nifti(folder, Path(scratch) / "out.nii.gz"), folder)
 
 
-test_dicom_is_read_or_refused, test_dicom_long = _both_budgets(_dicom, slice_index=st.integers(0, 11), how=hostile.DAMAGE)
+test_dicom_is_read_or_refused, test_dicom_long = _both_budgets(
+    _dicom, slice_index=st.integers(0, 11), how=hostile.DAMAGE
+)
 
 
 def _assert_inside(dataset, root: Path) -> None:
@@ -92,7 +94,9 @@ def _dataset_json(content: bytes) -> None:
             _assert_inside(dataset, root)
 
 
-test_dataset_json_is_read_or_refused, test_dataset_json_long = _both_budgets(_dataset_json, content=hostile.dataset_descriptions())
+test_dataset_json_is_read_or_refused, test_dataset_json_long = _both_budgets(
+    _dataset_json, content=hostile.dataset_descriptions()
+)
 
 
 def _csv(content: bytes) -> None:

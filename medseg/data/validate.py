@@ -20,6 +20,7 @@ import numpy as np
 from medseg.data.discover import Case, Dataset
 from medseg.data.header import check_fits, check_header
 from medseg.errors import MedsegError
+from medseg.io.fast_nifti import load_nifti
 from medseg.io.paths import is_nifti
 from medseg.memory import available_memory
 
@@ -134,6 +135,22 @@ def check_scan_header(path: str | Path, *, channels: int = 1) -> ScanInfo:
     elif path.stat().st_size < expected:
         raise MedsegError(f"cannot read NIfTI (truncated: {path.stat().st_size} of {expected} bytes)", path)
     return ScanInfo(path, tuple(int(s) for s in image.shape[:3]), found, image.affine)  # type: ignore[arg-type]
+
+
+def check_finite_voxels(path: Path) -> None:
+    """Read a floating-point scan's voxels and refuse NaN or infinite values (integer scans hold none).
+
+    Raises:
+        MedsegError: non-finite voxels, or compressed data that cannot be read.
+    """
+    if not np.issubdtype(nib.load(path).get_data_dtype(), np.floating):
+        return
+    try:
+        data = load_nifti(path).dataobj
+    except READ_ERRORS as error:
+        raise MedsegError(f"cannot read NIfTI ({error})", path) from None
+    if not np.isfinite(data).all():
+        raise MedsegError("contains NaN or infinite voxel values", path)
 
 
 def grid_of(affine: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
