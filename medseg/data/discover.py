@@ -125,7 +125,7 @@ def _msd(root: Path, source: Path, description: dict) -> Dataset:
             image = _inside(root, entry if isinstance(entry, str) else entry["image"], source)
             label = (root / "labelsTs" / image.name).resolve()
             test.append(Case(nifti_stem(image), (image,), label if label.is_file() else None))
-    except (KeyError, TypeError, ValueError, AttributeError) as error:
+    except (KeyError, TypeError, ValueError, AttributeError, OverflowError) as error:
         raise _invalid(source, "MSD", error) from None
     return Dataset(root, "msd", training, test, labels, len(modality), source=source)
 
@@ -154,7 +154,7 @@ def _nnunet(root: Path, source: Path, description: dict) -> Dataset:
             if isinstance(value, list):
                 raise ValueError(f"label {name!r} is a region; region-based labels are not supported")
             labels[int(value)] = str(name)
-    except (KeyError, TypeError, ValueError, AttributeError) as error:
+    except (KeyError, TypeError, ValueError, AttributeError, OverflowError) as error:
         raise _invalid(source, "nnU-Net", error) from None
     training = _nnunet_cases(root, "imagesTr", "labelsTr", ending, channels, labelled=True)
     test = _nnunet_cases(root, "imagesTs", "labelsTs", ending, channels, labelled=False)

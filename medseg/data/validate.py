@@ -28,7 +28,15 @@ from medseg.memory import available_memory
 GRID_TOLERANCE_MM = 1e-3
 DIRECTION_TOLERANCE = 1e-4
 FOREGROUND_SAMPLES = 10_000
-READ_ERRORS = (OSError, EOFError, ValueError, MemoryError, zlib.error, nib.filebasedimages.ImageFileError)
+READ_ERRORS = (
+    OSError,
+    EOFError,
+    ValueError,
+    MemoryError,
+    zlib.error,
+    nib.filebasedimages.ImageFileError,
+    nib.spatialimages.HeaderDataError,
+)
 
 
 @dataclass(frozen=True)
