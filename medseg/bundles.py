@@ -11,6 +11,7 @@ import json
 import logging
 import os
 import shutil
+import warnings
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from functools import cached_property
@@ -235,6 +236,7 @@ def load_workflow(
     if quiet:  # no engine chatter; MONAI's warning that logging is skipped is the point, not news
         for name in QUIET_LOGGERS:
             logging.getLogger(name).setLevel(logging.ERROR)
+        warnings.filterwarnings("ignore", message="NvImgCodecPydicomReader")  # an optional GPU DICOM codec
     logging_file: str | bool = False if quiet else str(bundle.root / "configs" / "logging.conf")
     return ConfigWorkflow(
         config_file=[str(bundle.config(name)) for name in configs],

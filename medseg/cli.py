@@ -33,6 +33,7 @@ OverrideOpt = Annotated[
         "--override", help="Config override KEY=VALUE (repeatable), e.g. overlap=0.25; VALUE is JSON or text."
     ),
 ]
+INTERRUPTED = 130  # exit status after Ctrl-C: 128 + SIGINT
 WEIGHTS_SUFFIXES = {".pt", ".pth", ".ckpt"}
 BundleArg = Annotated[str, typer.Argument(help="Bundle name (see `medseg bundles`) or path to a bundle folder.")]
 DeviceOpt = Annotated[str, typer.Option("--device", help="auto, cpu, cuda or cuda:N.")]
@@ -397,9 +398,6 @@ def main() -> None:
             raise
         typer.echo(f"error: {error}", err=True)
         sys.exit(1)
-    except KeyboardInterrupt:
-        typer.echo("interrupted", err=True)
-        sys.exit(130)
     except Exception as error:  # a usage error, or an unexpected failure deep in a library
         import click
 
@@ -410,4 +408,6 @@ def main() -> None:
             raise
         typer.echo(f"error: unexpected {type(error).__name__}: {error} (run with --debug for details)", err=True)
         sys.exit(1)
+    if status == INTERRUPTED:  # typer turns Ctrl-C into this status; the command's own cleanup has run
+        typer.echo("interrupted", err=True)
     sys.exit(status if isinstance(status, int) else 0)

@@ -17,6 +17,6 @@ def available_memory() -> int:
     return os.sysconf("SC_AVPHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
 
 
-def gigabytes(size: int) -> str:
-    """A byte count in gigabytes for a message, e.g. ``"3.2 GB"``."""
-    return f"{size / 1e9:.1f} GB"
+def readable_size(size: int) -> str:
+    """A byte count for a message: ``"3.2 GB"``, or ``"420.0 MB"`` below a tenth of a gigabyte."""
+    return f"{size / 1e9:,.1f} GB" if size >= 1e8 else f"{size / 1e6:,.1f} MB"

@@ -16,7 +16,7 @@ import numpy as np
 from nibabel.openers import ImageOpener
 
 from medseg.errors import MedsegError
-from medseg.memory import gigabytes
+from medseg.memory import readable_size
 
 # Largest deviation of DᵀD from the identity for a direction matrix D to count as orthonormal
 # (float32 headers of rotated grids reach about 1e-7).
@@ -39,7 +39,8 @@ def check_fits(image: nib.Nifti1Image, path: Path, budget: int) -> None:
     """Refuse a scan whose voxels alone would not fit ``budget`` bytes, before they are allocated."""
     if (size := data_bytes(image)) > budget:
         dims = " x ".join(map(str, image.shape))
-        raise MedsegError(f"header claims {dims} voxels ({gigabytes(size)}); only {gigabytes(budget)} available", path)
+        claim = f"header claims {dims} voxels ({readable_size(size)})"
+        raise MedsegError(f"{claim}; only {readable_size(budget)} of memory available", path)
 
 
 def _check_spacing(header: nib.Nifti1Header, path: Path) -> None:

@@ -6,6 +6,7 @@ dataset once, checks it, and gathers the statistics the fingerprint is made of.
 
 from __future__ import annotations
 
+import logging
 import os
 import zlib
 from collections import Counter
@@ -56,6 +57,17 @@ class ScanInfo:
     affine: np.ndarray
 
 
+def _open(path: Path) -> nib.Nifti1Image:
+    """``nib.load``, without nibabel's log lines about headers it repairs: medseg reports the problem itself."""
+    logger = nib.imageglobals.logger
+    level = logger.level
+    logger.setLevel(logging.CRITICAL)
+    try:
+        return nib.load(path)
+    finally:
+        logger.setLevel(level)
+
+
 def _load(path: Path) -> tuple[nib.Nifti1Image, np.ndarray]:
     """Read a NIfTI header and all of its voxels, or fail with one line."""
     if not path.exists():
@@ -65,7 +77,7 @@ def _load(path: Path) -> tuple[nib.Nifti1Image, np.ndarray]:
     if not is_nifti(path):
         raise MedsegError("not a NIfTI file (expected .nii or .nii.gz)", path)
     try:
-        image = nib.load(path)
+        image = _open(path)
         check_header(image, path)
         check_fits(image, path, available_memory())
         return image, np.asanyarray(image.dataobj)
@@ -129,7 +141,7 @@ def check_scan_header(path: str | Path, *, channels: int = 1) -> ScanInfo:
     if not is_nifti(path):
         raise MedsegError("not a NIfTI file (expected .nii or .nii.gz)", path)
     try:
-        image = nib.load(path)
+        image = _open(path)
         header = image.header
         expected = int(image.dataobj.offset) + int(np.prod(image.shape)) * header.get_data_dtype().itemsize
     except READ_ERRORS as error:
@@ -151,7 +163,7 @@ def check_finite_voxels(path: Path) -> None:
     Raises:
         MedsegError: non-finite voxels, or compressed data that cannot be read.
     """
-    if not np.issubdtype(nib.load(path).get_data_dtype(), np.floating):
+    if not np.issubdtype(_open(path).get_data_dtype(), np.floating):
         return
     try:
         data = load_nifti(path).dataobj

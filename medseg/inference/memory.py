@@ -10,7 +10,7 @@ import numpy as np
 from medseg.bundles import Bundle, top_level_values
 from medseg.data.validate import ScanInfo, grid_of
 from medseg.errors import MedsegError
-from medseg.memory import gigabytes
+from medseg.memory import readable_size
 
 FLOAT_BYTES = 4  # MONAI loads, resamples and predicts in float32
 
@@ -53,7 +53,7 @@ def check_memory(scan: ScanInfo, bundle: Bundle, budget: int) -> None:
     needed = inference_bytes(scan, np.broadcast_to(target, 3).tolist(), len(bundle.labels))
     if needed > budget:
         raise MedsegError(
-            f"needs about {gigabytes(needed)} of memory to segment, more than the {gigabytes(budget)} allowed "
+            f"needs about {readable_size(needed)} of memory to segment, more than the {readable_size(budget)} allowed "
             "(--max-memory)",
             scan.path,
         )

@@ -18,7 +18,7 @@ import SimpleITK as sitk
 
 from medseg.errors import MedsegError
 from medseg.io.nifti import write_nifti
-from medseg.memory import available_memory, gigabytes
+from medseg.memory import available_memory, readable_size
 
 LPS_TO_RAS = np.diag([-1.0, -1.0, 1.0])
 IMAGE_POSITION_TAG = "0020|0032"  # ImagePositionPatient: where a slice's first voxel lies (LPS, mm)
@@ -105,7 +105,8 @@ def _check_fits(files: Sequence[str], folder: Path) -> None:
         raise MedsegError(f"cannot read the DICOM series ({_itk_reason(error)})", folder) from None
     size = math.prod(first.GetSize()) * first.GetNumberOfComponents() * len(files) * MAX_BYTES_PER_VALUE
     if size > (budget := available_memory()):
-        raise MedsegError(f"series would take {gigabytes(size)}; only {gigabytes(budget)} of memory available", folder)
+        available = f"only {readable_size(budget)} of memory available"
+        raise MedsegError(f"series would take {readable_size(size)}; {available}", folder)
 
 
 def read_series(folder: Path) -> sitk.Image:
