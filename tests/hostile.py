@@ -24,7 +24,7 @@ TRIED: Counter[str] = Counter()
 BOUNDED = settings(
     max_examples=25, deadline=2000, derandomize=True, suppress_health_check=[HealthCheck.function_scoped_fixture]
 )
-LONG = settings(max_examples=3000, deadline=5000, suppress_health_check=list(HealthCheck))
+LONG = settings(max_examples=1000, deadline=5000, suppress_health_check=list(HealthCheck))
 
 SHAPE = (6, 5, 4)
 HEADER_BYTES = 348

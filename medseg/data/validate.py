@@ -34,6 +34,7 @@ READ_ERRORS = (
     EOFError,
     ValueError,
     MemoryError,
+    OverflowError,
     zlib.error,
     nib.filebasedimages.ImageFileError,
     nib.spatialimages.HeaderDataError,
