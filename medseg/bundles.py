@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from medseg.errors import MedsegError
+from medseg.io.atomic import write_text
 
 if TYPE_CHECKING:
     from monai.bundle import ConfigWorkflow
@@ -201,7 +202,7 @@ def derive_bundle(source: Bundle, target: Path, values: Mapping[str, Any]) -> Bu
             config.update({key: values[key] for key in keys})
         else:
             continue
-        config_path.write_text(json.dumps(config, indent=4) + "\n", encoding="utf-8")
+        write_text(config_path, json.dumps(config, indent=4) + "\n")
     return Bundle(target)
 
 

@@ -16,13 +16,26 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
+from medseg.data import validate
 from medseg.data.discover import discover
 from medseg.data.validate import check_scan, check_scan_header, grid_of
 from medseg.errors import MedsegError
+from medseg.io import dicom
 from medseg.io.dicom import series_to_nifti
 
 from . import hostile
 from .test_dicom import OBLIQUE, ct_volume, write_series
+
+# The memory the readers may let a header claim: an input that gets past the checks must not exhaust the machine.
+FUZZ_MEMORY = 256 << 20
+
+
+@pytest.fixture(scope="module", autouse=True)
+def _small_memory():
+    with pytest.MonkeyPatch.context() as patch:
+        for module in (validate, dicom):
+            patch.setattr(module, "available_memory", lambda: FUZZ_MEMORY)
+        yield
 
 
 def _refused_or_sane(action: Callable[[], object], *paths: Path) -> object | None:

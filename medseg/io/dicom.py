@@ -94,16 +94,21 @@ def _check_slice_positions(reader: sitk.ImageSeriesReader, image: sitk.Image, fo
             )
 
 
-def _check_fits(files: Sequence[str], folder: Path) -> None:
-    """Refuse a series whose first slice's header claims more voxels than memory holds, before reading it."""
-    first = sitk.ImageFileReader()
-    first.SetFileName(files[0])
+def _slice_bytes(name: str, folder: Path) -> int:
+    """Bytes one slice file's header says its voxels take (at most), read without its pixel data."""
+    reader = sitk.ImageFileReader()
+    reader.SetFileName(name)
     try:
         with _itk_warnings_off():
-            first.ReadImageInformation()
+            reader.ReadImageInformation()
     except RuntimeError as error:
         raise MedsegError(f"cannot read the DICOM series ({_itk_reason(error)})", folder) from None
-    size = math.prod(first.GetSize()) * first.GetNumberOfComponents() * len(files) * MAX_BYTES_PER_VALUE
+    return math.prod(reader.GetSize()) * reader.GetNumberOfComponents() * MAX_BYTES_PER_VALUE
+
+
+def _check_fits(files: Sequence[str], folder: Path) -> None:
+    """Refuse a series whose slice headers claim more voxels than memory holds, before any is read."""
+    size = sum(_slice_bytes(name, folder) for name in files)
     if size > (budget := available_memory()):
         available = f"only {readable_size(budget)} of memory available"
         raise MedsegError(f"series would take {readable_size(size)}; {available}", folder)
