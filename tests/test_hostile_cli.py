@@ -73,15 +73,13 @@ def bad_scans(tmp_path_factory: pytest.TempPathFactory) -> dict[Path, str]:
 
 
 def test_each_bad_scan_gets_one_line_and_nothing_is_written(tmp_path, bad_scans, random_weights):
-    started = time.monotonic()
     arguments = ["infer", "ct_liver_tumour_3d", *bad_scans, "-o", tmp_path / "out", "--weights", random_weights]
     result = subprocess.run(
         [sys.executable, "-m", "medseg", *map(str, arguments), "--device", "cpu"],
         capture_output=True,
         text=True,
-        timeout=TIME_LIMIT_S,
+        timeout=TIME_LIMIT_S,  # the time bound: TimeoutExpired fails the test
     )
-    assert time.monotonic() - started < TIME_LIMIT_S
     assert result.returncode == 1, result.stderr
     lines = [line for line in result.stderr.splitlines() if line.strip() and not line.startswith("segmenting:")]
     assert len(lines) == len(bad_scans), result.stderr  # beside the progress bar, one line per scan

@@ -9,6 +9,8 @@ do that translation, so the NIfTI overlays the series exactly.
 from __future__ import annotations
 
 import math
+import os
+import sys
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
@@ -29,12 +31,23 @@ MAX_BYTES_PER_VALUE = 8  # the widest pixel type ITK reads a rescaled series int
 
 @contextmanager
 def _itk_warnings_off() -> Iterator[None]:
-    """Keep ITK from printing warnings straight to stderr; medseg reports the problems itself."""
+    """Keep ITK from printing warnings straight to stderr; medseg reports the problems itself.
+
+    ITK's own warnings obey its global switch; its numerics library (VNL, e.g. on a singular
+    direction matrix from a damaged slice) writes to file descriptor 2 regardless, so that is
+    pointed at ``/dev/null`` meanwhile.
+    """
     shown = sitk.ProcessObject.GetGlobalWarningDisplay()
     sitk.ProcessObject.SetGlobalWarningDisplay(False)
+    sys.stderr.flush()
+    saved = os.dup(2)
+    with open(os.devnull, "wb") as devnull:
+        os.dup2(devnull.fileno(), 2)
     try:
         yield
     finally:
+        os.dup2(saved, 2)
+        os.close(saved)
         sitk.ProcessObject.SetGlobalWarningDisplay(shown)
 
 
