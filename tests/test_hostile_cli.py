@@ -127,11 +127,21 @@ def test_a_scan_over_the_memory_budget_is_refused_before_work(tmp_path, small_ct
     assert not (tmp_path / "out").exists()
 
 
+def _ctrl_c_works() -> None:
+    """Let the child handle SIGINT even when the tests run in the background (which ignores it)."""
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+
+
 def test_ctrl_c_exits_130_with_one_line_and_no_output(tmp_path, small_ct, random_weights):
     out = tmp_path / "out"
     scan = small_ct / "imagesTs" / "liver_006.nii.gz"  # one scan: no progress bar
     command = ["infer", "ct_liver_tumour_3d", scan, "-o", out, "--weights", random_weights, "--device", "cpu"]
-    run = subprocess.Popen([sys.executable, "-m", "medseg", *map(str, command)], stderr=subprocess.PIPE, text=True)
+    run = subprocess.Popen(
+        [sys.executable, "-m", "medseg", *map(str, command)],
+        stderr=subprocess.PIPE,
+        text=True,
+        preexec_fn=_ctrl_c_works,
+    )
     deadline = time.monotonic() + TIME_LIMIT_S
     while not list(out.glob(".medseg-staging-*")) and time.monotonic() < deadline:  # segmenting has begun
         time.sleep(0.05)
