@@ -9,7 +9,9 @@ from __future__ import annotations
 
 import json
 import logging
+import os
 import shutil
+import warnings
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from functools import cached_property
@@ -17,6 +19,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from medseg.errors import MedsegError
+from medseg.io.atomic import write_text
 
 if TYPE_CHECKING:
     from monai.bundle import ConfigWorkflow
@@ -25,8 +28,8 @@ if TYPE_CHECKING:
 BUILTIN_BUNDLES = Path(__file__).resolve().parent.parent / "bundles"
 # Loggers silenced for quiet (inference) runs: engine progress, and notices about optional codecs.
 QUIET_LOGGERS = ("monai.bundle.workflows", "ignite.engine.engine.SupervisedEvaluator", "monai.data")
-# A user's own bundles, found by name like the built-in ones.
-USER_BUNDLES = Path.home() / ".medseg" / "bundles"
+# A user's own bundles, found by name like the built-in ones: $MEDSEG_BUNDLES, else ~/.medseg/bundles.
+USER_BUNDLES = Path(os.environ.get("MEDSEG_BUNDLES") or Path.home() / ".medseg" / "bundles")
 DEFAULT_RGB = (128, 128, 128)
 
 
@@ -161,7 +164,7 @@ def list_bundles() -> list[Bundle]:
 
 
 def find_bundle(name_or_path: str | Path) -> Bundle:
-    """A bundle by name (built-in first, then ``~/.medseg/bundles``) or by folder path.
+    """A bundle by name (built-in first, then :data:`USER_BUNDLES`) or by folder path.
 
     Raises:
         MedsegError: when nothing matches; the message lists the bundles that exist.
@@ -199,7 +202,7 @@ def derive_bundle(source: Bundle, target: Path, values: Mapping[str, Any]) -> Bu
             config.update({key: values[key] for key in keys})
         else:
             continue
-        config_path.write_text(json.dumps(config, indent=4) + "\n", encoding="utf-8")
+        write_text(config_path, json.dumps(config, indent=4) + "\n")
     return Bundle(target)
 
 
@@ -234,6 +237,7 @@ def load_workflow(
     if quiet:  # no engine chatter; MONAI's warning that logging is skipped is the point, not news
         for name in QUIET_LOGGERS:
             logging.getLogger(name).setLevel(logging.ERROR)
+        warnings.filterwarnings("ignore", message="NvImgCodecPydicomReader")  # an optional GPU DICOM codec
     logging_file: str | bool = False if quiet else str(bundle.root / "configs" / "logging.conf")
     return ConfigWorkflow(
         config_file=[str(bundle.config(name)) for name in configs],

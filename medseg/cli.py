@@ -9,11 +9,14 @@ from __future__ import annotations
 import json
 import sys
 from pathlib import Path
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
 from medseg.errors import MedsegError
+
+if TYPE_CHECKING:
+    from medseg.bundles import Bundle
 
 app = typer.Typer(
     help="Medical image segmentation on MONAI: train, infer and ship bundles; masks that open in 3D Slicer.",
@@ -30,12 +33,29 @@ OverrideOpt = Annotated[
         "--override", help="Config override KEY=VALUE (repeatable), e.g. overlap=0.25; VALUE is JSON or text."
     ),
 ]
+INTERRUPTED = 130  # exit status after Ctrl-C: 128 + SIGINT
 WEIGHTS_SUFFIXES = {".pt", ".pth", ".ckpt"}
 BundleArg = Annotated[str, typer.Argument(help="Bundle name (see `medseg bundles`) or path to a bundle folder.")]
 DeviceOpt = Annotated[str, typer.Option("--device", help="auto, cpu, cuda or cuda:N.")]
+TrustOpt = Annotated[
+    bool,
+    typer.Option(
+        "--trust", help="Run a bundle from outside medseg's bundle folders: its configs run Python code (SECURITY.md)."
+    ),
+]
 WeightsOpt = Annotated[
     Path | None, typer.Option("--weights", help="Weights file (default: the bundle's models/model.pt).")
 ]
+
+
+def _bundle(name_or_path: str, trust: bool) -> Bundle:
+    """The bundle, refused if it lies outside the trusted bundle folders and ``trust`` is not given."""
+    from medseg.bundles import find_bundle
+    from medseg.trust import check_trusted
+
+    bundle = find_bundle(name_or_path)
+    check_trusted(bundle, trust=trust, say=lambda line: typer.echo(line, err=True))
+    return bundle
 
 
 def _parse_overrides(pairs: list[str]) -> dict[str, Any]:
@@ -187,15 +207,15 @@ def train_command(
     rdzv_backend: Annotated[str, typer.Option(help="torchrun rendezvous backend for several nodes.")] = "c10d",
     rdzv_endpoint: Annotated[str | None, typer.Option(help="HOST:PORT where the nodes meet (several nodes).")] = None,
     override: OverrideOpt = None,
+    trust: TrustOpt = False,
 ) -> None:
     """Train a bundle on a dataset through its train.json; the run folder becomes a bundle."""
-    from medseg.bundles import find_bundle
     from medseg.training.distributed import Launcher
     from medseg.training.run import train
 
     launcher = None if nproc is None else Launcher(nproc, nnodes, rdzv_backend, rdzv_endpoint)
     result = train(
-        find_bundle(bundle),
+        _bundle(bundle, trust),
         data,
         output=output,
         epochs=epochs,
@@ -214,7 +234,8 @@ def train_command(
         say=typer.echo,
     )
     typer.echo(f"trained bundle: {result.bundle.root}\nbest weights: {result.best_weights}")
-    typer.echo(f"per-epoch history: {result.history}\nsegment with: medseg infer {result.bundle.root} SCAN -o OUTDIR")
+    typer.echo(f"per-epoch history: {result.history}")
+    typer.echo(f"segment with: medseg infer --trust {result.bundle.root} SCAN -o OUTDIR")
 
 
 @app.command("infer")
@@ -248,6 +269,11 @@ def infer_command(
         ),
     ] = False,
     override: OverrideOpt = None,
+    max_memory: Annotated[
+        float | None,
+        typer.Option(help="GB of memory a scan may need; larger scans are refused (default: the memory available)."),
+    ] = None,
+    trust: TrustOpt = False,
 ) -> None:
     """Segment scans; writes OUTDIR/<name>_seg.nii.gz (uint8, on the scan's own grid) and more.
 
@@ -261,14 +287,13 @@ def infer_command(
         inputs = [path for path in inputs if path.suffix not in WEIGHTS_SUFFIXES]
     from tqdm import tqdm
 
-    from medseg.bundles import find_bundle
     from medseg.inference.options import InferenceOptions
     from medseg.inference.predict import segment_report
 
     options = InferenceOptions(stock=stock, overlap=overlap, tta=tta, coarse=fast, label_rules=label_rules)
     with tqdm(total=len(inputs), desc="segmenting", unit="scan", disable=len(inputs) < 2) as bar:
         report = segment_report(
-            find_bundle(bundle),
+            _bundle(bundle, trust),
             inputs,
             output,
             weights=weights,
@@ -277,6 +302,7 @@ def infer_command(
             overrides=_parse_overrides(override or []),
             progress=lambda done: bar.update(done - bar.n),
             extras=not masks_only,
+            max_memory=None if max_memory is None else int(max_memory * 1e9),
         )
     for mask in report.written:
         typer.echo(f"wrote {mask}")
@@ -315,13 +341,13 @@ def evaluate_command(
     ),
     weights: WeightsOpt = None,
     device: DeviceOpt = "auto",
+    trust: TrustOpt = False,
 ) -> None:
     """Segment a dataset's labelled cases and print per-case Dice and HD95 with their means."""
-    from medseg.bundles import find_bundle
     from medseg.evaluation import evaluate
     from medseg.report import dice_table
 
-    found = find_bundle(bundle)
+    found = _bundle(bundle, trust)
     results = evaluate(found, data, output, weights=weights, device=device)
     typer.echo(dice_table(results, [label.name for label in found.labels if label.value]))
     typer.echo(f"per-case metrics: {output / 'metrics.csv'}")
@@ -335,12 +361,12 @@ def export_command(
         Path | None, typer.Option("--output", "-o", help="File to write (default: models/model.ts or model.onnx).")
     ] = None,
     weights: WeightsOpt = None,
+    trust: TrustOpt = False,
 ) -> None:
     """Export the trained network; ONNX is checked against PyTorch under ONNX Runtime."""
-    from medseg.bundles import find_bundle
     from medseg.export import export
 
-    typer.echo(f"wrote {export(find_bundle(bundle), fmt, output=output, weights=weights)}")
+    typer.echo(f"wrote {export(_bundle(bundle, trust), fmt, output=output, weights=weights)}")
 
 
 @app.command("demo")
@@ -372,9 +398,6 @@ def main() -> None:
             raise
         typer.echo(f"error: {error}", err=True)
         sys.exit(1)
-    except KeyboardInterrupt:
-        typer.echo("interrupted", err=True)
-        sys.exit(130)
     except Exception as error:  # a usage error, or an unexpected failure deep in a library
         import click
 
@@ -385,4 +408,6 @@ def main() -> None:
             raise
         typer.echo(f"error: unexpected {type(error).__name__}: {error} (run with --debug for details)", err=True)
         sys.exit(1)
+    if status == INTERRUPTED:  # typer turns Ctrl-C into this status; the command's own cleanup has run
+        typer.echo("interrupted", err=True)
     sys.exit(status if isinstance(status, int) else 0)

@@ -16,6 +16,7 @@ from pathlib import Path
 import typer
 
 from medseg.errors import MedsegError
+from medseg.io.atomic import write_text
 
 DEMO_BUNDLE = "ct_liver_tumour_3d"
 MARKER = ".medseg-demo"
@@ -28,7 +29,7 @@ def _fresh_output(output: Path) -> None:
             raise MedsegError("exists and was not made by `medseg demo`; choose another --output", output)
         shutil.rmtree(output)
     output.mkdir(parents=True)
-    (output / MARKER).write_text("made by medseg demo\n")
+    write_text(output / MARKER, "made by medseg demo\n")
 
 
 def _slicer_help(scan: Path, mask: Path) -> str:

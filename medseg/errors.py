@@ -11,12 +11,12 @@ class MedsegError(Exception):
     The CLI prints ``str(error)`` and exits with status 1; it never shows a traceback for this type.
 
     Args:
-        problem: what is wrong, in words a user can act on.
+        problem: what is wrong, in words a user can act on; line breaks become spaces.
         path: the file or folder the problem is about, if any.
     """
 
     def __init__(self, problem: str, path: str | Path | None = None) -> None:
-        self.problem = problem
+        self.problem = " ".join(problem.split())  # one line, whatever a library's message looked like
         self.path = None if path is None else Path(path)
         super().__init__(str(self))
 

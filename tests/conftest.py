@@ -57,3 +57,42 @@ def tiny_run(tmp_path_factory: pytest.TempPathFactory, ct_bundle: Bundle, small_
         device="cpu",
         overrides={**TINY, "val_interval": 1, "cache_rate": 1.0},
     )
+
+
+@pytest.fixture(scope="session")
+def random_weights(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """Untrained weights of the CT bundle's network: enough for a run to reach the input it is about."""
+    from monai.networks.nets import UNet
+
+    net = UNet(
+        spatial_dims=3,
+        in_channels=1,
+        out_channels=3,
+        channels=(16, 32, 64, 128, 256),
+        strides=(2, 2, 2, 2),
+        num_res_units=1,
+        norm="batch",
+    )
+    path = tmp_path_factory.mktemp("weights") / "random.pt"
+    torch.save(net.state_dict(), path)
+    return path
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """Leave the long ``fuzz`` tests out unless ``-m`` names them (``-m fuzz``), whatever else ``-m`` says."""
+    if "fuzz" in (config.option.markexpr or ""):
+        return
+    kept = [item for item in items if item.get_closest_marker("fuzz") is None]
+    config.hook.pytest_deselected(items=[item for item in items if item not in kept])
+    items[:] = kept
+
+
+def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
+    """After a run with fuzz tests, say how many inputs each fuzz target tried."""
+    from .hostile import TRIED
+
+    if TRIED:
+        terminalreporter.section("inputs tried")
+        for target, count in sorted(TRIED.items()):
+            terminalreporter.write_line(f"{target}: {count}")
+        terminalreporter.write_line(f"total: {sum(TRIED.values())}")

@@ -9,6 +9,7 @@ import numpy as np
 import pytest
 import SimpleITK as sitk
 
+from medseg.bundles import find_bundle
 from medseg.errors import MedsegError
 from medseg.inference import predict
 from medseg.inference.predict import segment
@@ -208,25 +209,6 @@ def scratch(tmp_path, monkeypatch):
     assert not any(folder.iterdir()), "converted series left behind"
 
 
-@pytest.fixture(scope="module")
-def random_weights(tmp_path_factory):
-    import torch
-    from monai.networks.nets import UNet
-
-    net = UNet(
-        spatial_dims=3,
-        in_channels=1,
-        out_channels=3,
-        channels=(16, 32, 64, 128, 256),
-        strides=(2, 2, 2, 2),
-        num_res_units=1,
-        norm="batch",
-    )
-    path = tmp_path_factory.mktemp("weights") / "random.pt"
-    torch.save(net.state_dict(), path)
-    return path
-
-
 def test_segment_series_folders(tmp_path, scratch, ct_bundle, random_weights):
     # Names with dots: a folder's whole name is the mask's name (Path.stem would make these collide).
     volumes = {"patient.7": ct_volume(FLIPPED), "patient.8": ct_volume(OBLIQUE, seed=1)}
@@ -265,5 +247,5 @@ def test_two_folders_with_the_same_name(tmp_path, scratch, ct_bundle):
 def test_scan_errors_name_the_folder(tmp_path, scratch):
     folder = write_series(tmp_path / "series", ct_volume(FLIPPED))
     with pytest.raises(MedsegError) as error:
-        predict._nifti_scan(folder, tmp_path, channels=2)
-    assert_one_line_error(error, folder, "expected 2 channels")
+        predict._checked_scan(folder, tmp_path, find_bundle("mri_brain_tumour_3d"), 2**40)
+    assert_one_line_error(error, folder, "expected 4 channels")

@@ -54,7 +54,15 @@ def test_an_ensemble_of_one_model_twice_gives_its_masks(tmp_path, tiny_run, smal
 def test_cli_takes_the_weights_files_after_the_option(tmp_path, tiny_run, small_ct):
     scan = sorted((small_ct / "imagesTs").glob("*.nii.gz"))[0]
     final = tiny_run.output / "models" / "checkpoint_final.pt"
-    arguments = ["infer", str(tiny_run.bundle.root), "--weights", str(tiny_run.best_weights), str(final), str(scan)]
+    arguments = [
+        "infer",
+        "--trust",
+        str(tiny_run.bundle.root),
+        "--weights",
+        str(tiny_run.best_weights),
+        str(final),
+        str(scan),
+    ]
     result = CliRunner().invoke(app, [*arguments, "-o", str(tmp_path), "--device", "cpu"])
     assert result.exit_code == 0, result.output
     assert [path.name for path in tmp_path.glob("*_seg.nii.gz")] == [scan.name.replace(".nii.gz", "_seg.nii.gz")]

@@ -68,7 +68,7 @@ def test_the_other_case_has_all_its_files(one_case_fails, tiny_run):
 def test_masks_only_from_the_command_line(tmp_path, tiny_run, test_scans):
     stale = CaseFiles(tmp_path, test_scans[0].name.removesuffix(".nii.gz"))
     stale.stats.write_text("{}")  # from an earlier run: must not outlive the new mask
-    command = [sys.executable, "-m", "medseg", "infer", str(tiny_run.bundle.root), str(test_scans[0])]
+    command = [sys.executable, "-m", "medseg", "infer", "--trust", str(tiny_run.bundle.root), str(test_scans[0])]
     done = subprocess.run([*command, "-o", str(tmp_path), "--device", "cpu", "--masks-only"], capture_output=True)
     assert done.returncode == 0, done.stderr
     assert [path.name for path in tmp_path.iterdir()] == [stale.mask.name]

@@ -10,7 +10,6 @@ fingerprint before training starts.
 
 from __future__ import annotations
 
-import os
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -19,23 +18,12 @@ import numpy as np
 
 from medseg.data.fingerprint import Fingerprint
 from medseg.errors import MedsegError
+from medseg.memory import available_memory
 
 BYTES_PER_VOXEL_CHANNEL = 4  # MONAI keeps images and labels as float32 after resampling
 DEFAULT_BUDGET_FRACTION = 0.5
 GPU_BUDGET_FRACTION = 0.25  # the rest is for the network, its activations and the optimiser
 CACHE_CHOICES = ("auto", "gpu", "memory", "disk")
-
-
-def available_memory() -> int:
-    """Bytes of memory available to new allocations (``MemAvailable`` on Linux)."""
-    try:
-        with open("/proc/meminfo", encoding="ascii") as meminfo:
-            for line in meminfo:
-                if line.startswith("MemAvailable:"):
-                    return int(line.split()[1]) * 1024
-    except OSError:
-        pass
-    return os.sysconf("SC_AVPHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
 
 
 def gpu_budget(device: str) -> int | None:

@@ -85,7 +85,10 @@ def _inside(root: Path, relative: str | Path, source: Path) -> Path:
         raise MedsegError(f"expected a file path, got {relative!r}", source)
     if Path(relative).is_absolute():
         raise MedsegError(f"absolute path {str(relative)!r} not allowed; use one inside the dataset", source)
-    path = (root / relative).resolve()
+    try:
+        path = (root / relative).resolve()
+    except (OSError, RuntimeError, ValueError) as error:  # a symlink loop, a NUL byte, a name the OS refuses
+        raise MedsegError(f"unusable path {str(relative)!r} ({error})", source) from None
     if not path.is_relative_to(root.resolve()):
         raise MedsegError(f"path {str(relative)!r} points outside the dataset folder", source)
     return path
@@ -122,7 +125,7 @@ def _msd(root: Path, source: Path, description: dict) -> Dataset:
             image = _inside(root, entry if isinstance(entry, str) else entry["image"], source)
             label = (root / "labelsTs" / image.name).resolve()
             test.append(Case(nifti_stem(image), (image,), label if label.is_file() else None))
-    except (KeyError, TypeError, ValueError, AttributeError) as error:
+    except (KeyError, TypeError, ValueError, AttributeError, OverflowError) as error:
         raise _invalid(source, "MSD", error) from None
     return Dataset(root, "msd", training, test, labels, len(modality), source=source)
 
@@ -151,7 +154,7 @@ def _nnunet(root: Path, source: Path, description: dict) -> Dataset:
             if isinstance(value, list):
                 raise ValueError(f"label {name!r} is a region; region-based labels are not supported")
             labels[int(value)] = str(name)
-    except (KeyError, TypeError, ValueError, AttributeError) as error:
+    except (KeyError, TypeError, ValueError, AttributeError, OverflowError) as error:
         raise _invalid(source, "nnU-Net", error) from None
     training = _nnunet_cases(root, "imagesTr", "labelsTr", ending, channels, labelled=True)
     test = _nnunet_cases(root, "imagesTs", "labelsTs", ending, channels, labelled=False)

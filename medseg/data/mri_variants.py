@@ -16,6 +16,7 @@ from medseg.data.mni import Template, resample, rotation_about, tissue_labels
 from medseg.data.phantom.shapes import SmoothField
 
 INTENSITY_SCALE = 1000.0  # stored MR values span about 0 to 1000
+BRAIN_THRESHOLD = 0.01  # template T1 (0 to 1) inside the brain; below it only interpolation fringe is left
 
 
 @dataclass(frozen=True)
@@ -124,6 +125,6 @@ def render_variant(template: Template, variant: MriVariant, rng: np.random.Gener
     image = np.clip(t1, 0, None) ** variant.gamma
     if variant.bias:
         image *= bias_field(rng, shape, variant.spacing, variant.bias)
-    if variant.noise:
-        image = add_rician_noise(image, rng, variant.noise)
+    if variant.noise:  # skull stripping comes after acquisition: outside the brain stays exactly 0
+        image = np.where(t1 >= BRAIN_THRESHOLD, add_rician_noise(image, rng, variant.noise), 0)
     return to_stored(image), tissue_labels(grey, white), affine

@@ -6,6 +6,7 @@ dataset once, checks it, and gathers the statistics the fingerprint is made of.
 
 from __future__ import annotations
 
+import logging
 import os
 import zlib
 from collections import Counter
@@ -18,14 +19,26 @@ import nibabel as nib
 import numpy as np
 
 from medseg.data.discover import Case, Dataset
+from medseg.data.header import check_fits, check_header
 from medseg.errors import MedsegError
+from medseg.io.fast_nifti import load_nifti
 from medseg.io.paths import is_nifti
+from medseg.memory import available_memory
 
 # Two grids match when spacing and origin agree to within this (mm) and directions to within 1e-4.
 GRID_TOLERANCE_MM = 1e-3
 DIRECTION_TOLERANCE = 1e-4
 FOREGROUND_SAMPLES = 10_000
-READ_ERRORS = (OSError, EOFError, ValueError, MemoryError, zlib.error, nib.filebasedimages.ImageFileError)
+READ_ERRORS = (
+    OSError,
+    EOFError,
+    ValueError,
+    MemoryError,
+    OverflowError,
+    zlib.error,
+    nib.filebasedimages.ImageFileError,
+    nib.spatialimages.HeaderDataError,
+)
 
 
 @dataclass(frozen=True)
@@ -45,6 +58,17 @@ class ScanInfo:
     affine: np.ndarray
 
 
+def _open(path: Path) -> nib.Nifti1Image:
+    """``nib.load``, without nibabel's log lines about headers it repairs: medseg reports the problem itself."""
+    logger = nib.imageglobals.logger
+    level = logger.level
+    logger.setLevel(logging.CRITICAL)
+    try:
+        return nib.load(path)
+    finally:
+        logger.setLevel(level)
+
+
 def _load(path: Path) -> tuple[nib.Nifti1Image, np.ndarray]:
     """Read a NIfTI header and all of its voxels, or fail with one line."""
     if not path.exists():
@@ -54,7 +78,9 @@ def _load(path: Path) -> tuple[nib.Nifti1Image, np.ndarray]:
     if not is_nifti(path):
         raise MedsegError("not a NIfTI file (expected .nii or .nii.gz)", path)
     try:
-        image = nib.load(path)
+        image = _open(path)
+        check_header(image, path)
+        check_fits(image, path, available_memory())
         return image, np.asanyarray(image.dataobj)
     except READ_ERRORS as error:
         raise MedsegError(f"cannot read NIfTI ({error})", path) from None
@@ -107,7 +133,8 @@ def check_scan_header(path: str | Path, *, channels: int = 1) -> ScanInfo:
     data is found later, when the voxels are read.
 
     Raises:
-        MedsegError: missing, unreadable or truncated file, or wrong dimensions or channels.
+        MedsegError: missing, unreadable or truncated file, wrong dimensions or channels, or a bad
+            grid or intensity scaling (:func:`medseg.data.header.check_header`).
     """
     path = Path(path)
     if not path.is_file():
@@ -115,12 +142,13 @@ def check_scan_header(path: str | Path, *, channels: int = 1) -> ScanInfo:
     if not is_nifti(path):
         raise MedsegError("not a NIfTI file (expected .nii or .nii.gz)", path)
     try:
-        image = nib.load(path)
+        image = _open(path)
         header = image.header
         expected = int(image.dataobj.offset) + int(np.prod(image.shape)) * header.get_data_dtype().itemsize
     except READ_ERRORS as error:
         raise MedsegError(f"cannot read NIfTI ({error})", path) from None
     found = _channels_of(tuple(image.shape), path, channels)
+    check_header(image, path)
     if path.name.endswith(".gz"):
         recorded = _gzip_size(path)
         if recorded != expected % 2**32:
@@ -128,6 +156,22 @@ def check_scan_header(path: str | Path, *, channels: int = 1) -> ScanInfo:
     elif path.stat().st_size < expected:
         raise MedsegError(f"cannot read NIfTI (truncated: {path.stat().st_size} of {expected} bytes)", path)
     return ScanInfo(path, tuple(int(s) for s in image.shape[:3]), found, image.affine)  # type: ignore[arg-type]
+
+
+def check_finite_voxels(path: Path) -> None:
+    """Read a floating-point scan's voxels and refuse NaN or infinite values (integer scans hold none).
+
+    Raises:
+        MedsegError: non-finite voxels, or compressed data that cannot be read.
+    """
+    if not np.issubdtype(_open(path).get_data_dtype(), np.floating):
+        return
+    try:
+        data = load_nifti(path).dataobj
+    except READ_ERRORS as error:
+        raise MedsegError(f"cannot read NIfTI ({error})", path) from None
+    if not np.isfinite(data).all():
+        raise MedsegError("contains NaN or infinite voxel values", path)
 
 
 def grid_of(affine: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:

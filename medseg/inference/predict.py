@@ -23,13 +23,15 @@ from pathlib import Path
 from typing import Any
 
 from medseg.bundles import Bundle, load_workflow
-from medseg.data.validate import check_scan_header
+from medseg.data.validate import check_finite_voxels, check_scan_header
 from medseg.devices import device_expression
 from medseg.errors import MedsegError
+from medseg.inference.memory import check_memory
 from medseg.inference.options import InferenceOptions, inference_overrides
 from medseg.inference.outputs import publish_case, write_case_outputs, write_run_outputs
 from medseg.io.dicom import series_to_nifti
 from medseg.io.paths import CaseFiles, nifti_stem, scan_name
+from medseg.memory import available_memory
 from medseg.weights import check_weights
 
 
@@ -50,26 +52,37 @@ def _unique_names(paths: Sequence[Path]) -> None:
         seen[name] = path
 
 
-def _nifti_scan(source: Path, scratch: Path, channels: int) -> Path:
-    """Check ``source``; return it, or for a DICOM series folder its NIfTI written into ``scratch``.
+def _checked_scan(source: Path, scratch: Path, bundle: Bundle, budget: int) -> Path:
+    """Check ``source`` and return it, or for a DICOM series folder its NIfTI written into ``scratch``.
 
+    Checked: the header (:func:`check_scan_header`), the memory the scan needs
+    (:func:`check_memory`), then the voxels of a floating-point scan (NaN or infinite values).
     Errors name ``source``, never the converted file.
     """
-    if not source.is_dir():
-        return check_scan_header(source, channels=channels).path
-    converted = series_to_nifti(source, scratch / f"{scan_name(source)}.nii.gz")
     try:
-        return check_scan_header(converted, channels=channels).path
+        scan = series_to_nifti(source, scratch / f"{scan_name(source)}.nii.gz") if source.is_dir() else source
+        info = check_scan_header(scan, channels=bundle.input_channels)
+        check_memory(info, bundle, budget)
+        check_finite_voxels(info.path)
     except MedsegError as error:
         raise MedsegError(error.problem, source) from None
+    return info.path
+
+
+def _root_cause(error: BaseException) -> BaseException:
+    """The innermost exception of a chain: MONAI wraps a transform's or writer's error in its own."""
+    while error.__cause__ is not None and not isinstance(error, MedsegError):
+        error = error.__cause__
+    return error
 
 
 def _as_user_error(error: Exception, source: Path) -> MedsegError:
-    """One line about ``source`` for any failure while segmenting it."""
-    if isinstance(error, MedsegError):
-        return MedsegError(error.problem, source)
-    reason = (str(error).strip().splitlines() or [""])[0][:300]
-    return MedsegError(f"segmentation failed ({type(error).__name__}: {reason})", source)
+    """One line about ``source`` for any failure while segmenting it, from the error that started it."""
+    cause = _root_cause(error)
+    if isinstance(cause, MedsegError):
+        return MedsegError(cause.problem, source)
+    reason = (str(cause).strip().splitlines() or [""])[0][:300]
+    return MedsegError(f"segmentation failed ({type(cause).__name__}: {reason})", source)
 
 
 def _weights_files(bundle: Bundle, weights: str | Path | Sequence[str | Path] | None) -> list[str]:
@@ -93,6 +106,7 @@ def segment_report(
     overrides: Mapping[str, Any] | None = None,
     progress: Callable[[int], None] | None = None,
     extras: bool = True,
+    max_memory: int | None = None,
 ) -> SegmentReport:
     """Segment scans, skipping (and reporting) those that fail.
 
@@ -109,6 +123,8 @@ def segment_report(
         progress: called with the number of scans finished so far.
         extras: also write each case's ``.seg.nrrd``, ``_stats.json`` and ``_overlay.png``, and the run's
             ``stats.csv``, ``report.html``, colour table and ``open_in_slicer.py``; False writes masks only.
+        max_memory: bytes a scan may need (:func:`medseg.inference.memory.inference_bytes`); a scan
+            that needs more is refused before work starts. Default: the memory available now.
 
     Raises:
         MedsegError: for unusable weights, options or duplicate output names (before any work).
@@ -125,12 +141,13 @@ def segment_report(
         **inference_overrides(bundle, options),
         **(overrides or {}),
     }
+    budget = available_memory() if max_memory is None else max_memory
     report = SegmentReport()
     with tempfile.TemporaryDirectory(prefix="medseg-dicom-") as scratch:
         scans = []
         for source in sources:  # every input is checked before any work starts
             try:
-                scans.append((source, _nifti_scan(source, Path(scratch), bundle.input_channels)))
+                scans.append((source, _checked_scan(source, Path(scratch), bundle, budget)))
             except MedsegError as error:
                 report.failed.append(error)
         if scans:

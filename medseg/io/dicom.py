@@ -8,7 +8,10 @@ do that translation, so the NIfTI overlays the series exactly.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+import math
+import os
+import sys
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 
@@ -17,21 +20,34 @@ import SimpleITK as sitk
 
 from medseg.errors import MedsegError
 from medseg.io.nifti import write_nifti
+from medseg.memory import available_memory, readable_size
 
 LPS_TO_RAS = np.diag([-1.0, -1.0, 1.0])
 IMAGE_POSITION_TAG = "0020|0032"  # ImagePositionPatient: where a slice's first voxel lies (LPS, mm)
 # How far a slice may lie from where the series' grid puts it, as a fraction of the slice spacing.
 SLICE_POSITION_TOLERANCE = 0.01
+MAX_BYTES_PER_VALUE = 8  # the widest pixel type ITK reads a rescaled series into (float64)
 
 
 @contextmanager
 def _itk_warnings_off() -> Iterator[None]:
-    """Keep ITK from printing warnings straight to stderr; medseg reports the problems itself."""
+    """Keep ITK from printing warnings straight to stderr; medseg reports the problems itself.
+
+    ITK's own warnings obey its global switch; its numerics library (VNL, e.g. on a singular
+    direction matrix from a damaged slice) writes to file descriptor 2 regardless, so that is
+    pointed at ``/dev/null`` meanwhile.
+    """
     shown = sitk.ProcessObject.GetGlobalWarningDisplay()
     sitk.ProcessObject.SetGlobalWarningDisplay(False)
+    sys.stderr.flush()
+    saved = os.dup(2)
+    with open(os.devnull, "wb") as devnull:
+        os.dup2(devnull.fileno(), 2)
     try:
         yield
     finally:
+        os.dup2(saved, 2)
+        os.close(saved)
         sitk.ProcessObject.SetGlobalWarningDisplay(shown)
 
 
@@ -59,6 +75,15 @@ def _itk_reason(error: RuntimeError) -> str:
     return message.split(". ")[0].rstrip(".")
 
 
+def _position(value: str) -> np.ndarray | None:
+    r"""An ImagePositionPatient value (``x\y\z``, mm) as three finite numbers, or None."""
+    try:
+        position = np.array(value.split("\\"), dtype=float).reshape(3)
+    except ValueError:
+        return None
+    return position if np.isfinite(position).all() else None
+
+
 def _check_slice_positions(reader: sitk.ImageSeriesReader, image: sitk.Image, folder: Path) -> None:
     """Check that every slice lies where the image's evenly spaced grid puts it.
 
@@ -70,7 +95,9 @@ def _check_slice_positions(reader: sitk.ImageSeriesReader, image: sitk.Image, fo
     for index, name in enumerate(files):
         if not reader.HasMetaDataKey(index, IMAGE_POSITION_TAG):
             raise MedsegError(f"slice {Path(name).name} has no ImagePositionPatient", folder)
-        found = np.array(reader.GetMetaData(index, IMAGE_POSITION_TAG).split("\\"), dtype=float)
+        found = _position(reader.GetMetaData(index, IMAGE_POSITION_TAG))
+        if found is None:
+            raise MedsegError(f"slice {Path(name).name} has an unreadable ImagePositionPatient", folder)
         expected = np.array(image.TransformIndexToPhysicalPoint((0, 0, index)))
         if np.abs(found - expected).max() > tolerance:
             raise MedsegError(
@@ -80,6 +107,26 @@ def _check_slice_positions(reader: sitk.ImageSeriesReader, image: sitk.Image, fo
             )
 
 
+def _slice_bytes(name: str, folder: Path) -> int:
+    """Bytes one slice file's header says its voxels take (at most), read without its pixel data."""
+    reader = sitk.ImageFileReader()
+    reader.SetFileName(name)
+    try:
+        with _itk_warnings_off():
+            reader.ReadImageInformation()
+    except RuntimeError as error:
+        raise MedsegError(f"cannot read the DICOM series ({_itk_reason(error)})", folder) from None
+    return math.prod(reader.GetSize()) * reader.GetNumberOfComponents() * MAX_BYTES_PER_VALUE
+
+
+def _check_fits(files: Sequence[str], folder: Path) -> None:
+    """Refuse a series whose slice headers claim more voxels than memory holds, before any is read."""
+    size = sum(_slice_bytes(name, folder) for name in files)
+    if size > (budget := available_memory()):
+        available = f"only {readable_size(budget)} of memory available"
+        raise MedsegError(f"series would take {readable_size(size)}; {available}", folder)
+
+
 def read_series(folder: Path) -> sitk.Image:
     """Read the one DICOM series in ``folder`` as a 3D grey-scale SimpleITK image (LPS, rescaled values).
 
@@ -87,8 +134,10 @@ def read_series(folder: Path) -> sitk.Image:
         MedsegError: no series or several, unreadable or inconsistent slices, uneven slice
             positions, or more than one value per voxel (colour).
     """
+    files = series_files(folder)
+    _check_fits(files, folder)
     reader = sitk.ImageSeriesReader()
-    reader.SetFileNames(series_files(folder))
+    reader.SetFileNames(files)
     reader.MetaDataDictionaryArrayUpdateOn()
     try:
         with _itk_warnings_off():

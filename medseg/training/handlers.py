@@ -72,3 +72,15 @@ def checkpoint_entries(train_config: dict[str, Any]) -> dict[str, Any]:
             "filename": f"@validate#handlers#{saver}#key_metric_filename",
         }
     return entries
+
+
+def atomic_checkpoints(train_config: dict[str, Any]) -> dict[str, Any]:
+    """Overrides that put :class:`~medseg.training.checkpoints.AtomicCheckpointSaver` for each ``CheckpointSaver``."""
+    places = [("train#checkpoint", train_config["train"].get("checkpoint"))]
+    for section in ("train", "validate"):
+        places += [(f"{section}#handlers#{i}", item) for i, item in enumerate(train_config[section]["handlers"])]
+    return {
+        f"{place}#_target_": "medseg.training.checkpoints.AtomicCheckpointSaver"
+        for place, item in places
+        if isinstance(item, dict) and item.get("_target_") == "CheckpointSaver"
+    }

@@ -169,6 +169,7 @@ def _prepare(
         "ckpt_dir": str((run_dir / "models").resolve()),
         "output_dir": str(run_dir.resolve()),
         **medseg_handlers.checkpoint_entries(train_config),
+        **medseg_handlers.atomic_checkpoints(train_config),
         **tracking_config,
         **seed,
         **plan.overrides,

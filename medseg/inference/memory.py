@@ -1,0 +1,59 @@
+"""Will a scan fit the memory budget of ``medseg infer``? Answered from its header, before any work."""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+
+import numpy as np
+
+from medseg.bundles import Bundle, top_level_values
+from medseg.data.validate import ScanInfo, grid_of
+from medseg.errors import MedsegError
+from medseg.memory import readable_size
+
+FLOAT_BYTES = 4  # MONAI loads, resamples and predicts in float32
+
+
+def network_voxels(shape: Sequence[int], spacing: Sequence[float], target: Sequence[float]) -> int:
+    """Voxels of the scan resampled to the network's spacing (a target of 0 or less keeps the scan's)."""
+    sizes = (
+        math.ceil(size * have / want) if want > 0 else size
+        for size, have, want in zip(shape, spacing, target, strict=True)
+    )
+    return math.prod(sizes)
+
+
+def inference_bytes(scan: ScanInfo, target_spacing: Sequence[float], classes: int) -> int:
+    """Peak memory (bytes) that segmenting ``scan`` takes, estimated from its header.
+
+    With ``N`` the scan's voxels, ``C`` its channels, ``M`` the voxels of the network's grid (the scan
+    resampled to the bundle's spacing) and ``K`` the bundle's classes (background included)::
+
+        bytes = 4·N·C      the scan, loaded as float32
+              + 4·M·C      the scan resampled to the network's grid
+              + 4·M·K      the probability of each class on that grid
+              + N          the uint8 mask on the scan's grid
+
+    The network's own activations are not counted: the fast inferer splits volumes over a voxel
+    budget into windows, so they are bounded whatever the scan's size.
+    """
+    voxels = math.prod(scan.shape)
+    resampled = network_voxels(scan.shape, grid_of(scan.affine)[0].tolist(), target_spacing)
+    return FLOAT_BYTES * (voxels * scan.channels + resampled * (scan.channels + classes)) + voxels
+
+
+def check_memory(scan: ScanInfo, bundle: Bundle, budget: int) -> None:
+    """Refuse a scan that would need more than ``budget`` bytes, saying how much it needs.
+
+    Raises:
+        MedsegError: the estimate of :func:`inference_bytes` exceeds ``budget``.
+    """
+    target = top_level_values(bundle, "inference", ["spacing"]).get("spacing", [0, 0, 0])
+    needed = inference_bytes(scan, np.broadcast_to(target, 3).tolist(), len(bundle.labels))
+    if needed > budget:
+        raise MedsegError(
+            f"needs about {readable_size(needed)} of memory to segment, more than the {readable_size(budget)} allowed "
+            "(--max-memory)",
+            scan.path,
+        )
