@@ -6,6 +6,8 @@ import pytest
 
 from medseg.data.samples import write_ct_dataset
 from medseg.evaluation import evaluate, mean_dice
+from medseg.inference.options import InferenceOptions
+from medseg.inference.predict import segment
 
 # Training used seed 0; this seed draws different patients.
 HELD_OUT_SEED = 20261124
@@ -37,3 +39,41 @@ def test_masks_keep_each_scans_grid_in_both_orientations(held_out):
         np.testing.assert_array_equal(mask.affine, image.affine)
         orientations.add("".join(nib.aff2axcodes(image.affine)))
     assert orientations == {"RAS", "LPS"}
+
+
+def _pooled_dice(a: np.ndarray, b: np.ndarray) -> float:
+    return 2.0 * np.logical_and(a, b).sum() / (a.sum() + b.sum())
+
+
+@pytest.fixture(scope="module")
+def pooled(held_out, ct_bundle, tmp_path_factory):
+    """Per label, the fast path's, the stock recipe's and the truth's voxels, pooled over two scans.
+
+    Pooling: a single small tumour would make one scan's agreement hinge on a handful of voxels.
+    """
+    data, output, _ = held_out
+    scans = sorted((data / "imagesTr").glob("*.nii.gz"))[:2]
+    stock_path = InferenceOptions(stock=True)
+    stock = segment(ct_bundle, scans, tmp_path_factory.mktemp("stock"), device="cpu", options=stock_path, extras=False)
+    fast = [output / "masks" / path.name for path in stock]
+    truth = [data / "labelsTr" / scan.name for scan in scans]
+    volumes = [[np.asarray(nib.load(path).dataobj) for path in paths] for paths in (fast, stock, truth)]
+    return {label: [np.concatenate([(v == label).ravel() for v in group]) for group in volumes] for label in (1, 2)}
+
+
+def test_fast_path_agrees_with_the_stock_recipe_on_the_liver(pooled):
+    """Issue 6's accuracy bar for the organ: >= 0.98 Dice against the stock MONAI recipe, and no worse on the truth."""
+    ours, theirs, truth = pooled[1]
+    assert _pooled_dice(ours, theirs) >= 0.98
+    assert _pooled_dice(ours, truth) >= _pooled_dice(theirs, truth) - 0.002
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="known gap (issue 6): the one-large-window fast path agrees with the stock 96x96x64 windows at "
+    "0.87 Dice on tumours (0.80 vs 0.82 against the truth) with the shipped weights",
+)
+def test_fast_path_agrees_with_the_stock_recipe_on_tumours(pooled):
+    ours, theirs, truth = pooled[2]
+    assert _pooled_dice(ours, theirs) >= 0.98
+    assert _pooled_dice(ours, truth) >= _pooled_dice(theirs, truth) - 0.002
