@@ -35,9 +35,12 @@ def monai14(tmp_path_factory) -> Path:
     python = folder / "bin" / "python"
     for packages in (PACKAGES[:1], PACKAGES[1:]):  # the pinned CPU torch first, as the Makefile does
         subprocess.run([python, "-m", "pip", "install", "--quiet", *packages], check=True, timeout=900)
-    version = subprocess.run([python, "-c", "import monai; print(monai.__version__)"], capture_output=True, text=True)
-    assert version.stdout.strip() == "1.4.0"
-    assert subprocess.run([python, "-c", "import medseg"], capture_output=True).returncode != 0
+
+    def probe(code: str) -> subprocess.CompletedProcess:  # outside the repo, whose medseg/ would be importable
+        return subprocess.run([python, "-c", code], capture_output=True, text=True, cwd=folder)
+
+    assert probe("import monai; print(monai.__version__)").stdout.strip() == "1.4.0"
+    assert probe("import medseg").returncode != 0
     return python
 
 
