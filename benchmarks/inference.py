@@ -65,6 +65,7 @@ class Timers:
         self.shapes: list[tuple[int, ...]] = []
         self.networks: list = []
         self.active = False
+        self.counting_flops = False
 
     def wrap(self, cls: type, stage: str) -> None:
         original = cls.__call__
@@ -109,18 +110,25 @@ def _instrument(timers: Timers) -> None:
 
 
 def _count_network(timers: Timers, network) -> None:
-    """Time the network's forward calls and remember their input shapes (FLOPs are counted afterwards)."""
-    original = network.forward
+    """Time the network's forward calls and remember their input shapes (FLOPs are counted afterwards).
 
-    def forward(x, *args, **kwargs):
-        start = time.perf_counter()
-        output = original(x, *args, **kwargs)
-        timers.seconds["network"] += time.perf_counter() - start
-        timers.shapes.append(tuple(x.shape))
-        return output
+    Hooks, not a patched ``forward``: they travel with the module into the copy that medseg's
+    CPU-tuned inferer runs, and time that copy.
+    """
+    starts = []
 
-    network.forward = forward
-    timers.networks.append((network, original))
+    def before(module, args):
+        starts.append(time.perf_counter())
+
+    def after(module, args, output):
+        seconds = time.perf_counter() - starts.pop()
+        if not timers.counting_flops:
+            timers.seconds["network"] += seconds
+            timers.shapes.append(tuple(args[0].shape))
+
+    network.register_forward_pre_hook(before)
+    network.register_forward_hook(after)
+    timers.networks.append(network)
 
 
 def _count_flops(timers: Timers) -> float:
@@ -130,12 +138,13 @@ def _count_flops(timers: Timers) -> float:
 
     if not timers.networks:
         return 0.0
-    network, forward = timers.networks[-1]
+    network = timers.networks[-1]
     device = next(network.parameters()).device
     per_shape = {}
+    timers.counting_flops = True
     for shape in set(timers.shapes):
         with torch.inference_mode(), FlopCounterMode(display=False) as counter:
-            forward(torch.zeros(shape, device=device))
+            network(torch.zeros(shape, device=device))
         per_shape[shape] = float(counter.get_total_flops())
     return sum(per_shape[shape] for shape in timers.shapes)
 

@@ -3,8 +3,8 @@
 For a bundle and a labelled dataset, every variant segments the same scans; the table gives the
 mean Dice per label (over cases whose reference has the label), the number of cases with false
 positives, and seconds per scan. Variants: the stock recipe, the fast path (default), and the fast
-path with one option changed (``--overlap 0.5``, ``--fast``, ``--no-label-rules``, ``--tta`` where
-the bundle was trained with mirroring).
+path with one option changed (``--overlap 0.25``, ``--window large``, ``--fast``, ``--label-rules``,
+``--tta`` where the bundle was trained with mirroring).
 
     python benchmarks/options.py --bundle ct_liver_tumour_3d --data /path/to/msd_dataset
     python benchmarks/options.py --bundle mri_brain_tissue_3d --data DIR --cases 4
@@ -21,9 +21,10 @@ from pathlib import Path
 VARIANTS = {
     "stock": {"stock": True},
     "fast (default)": {},
-    "fast, overlap 0.5": {"overlap": 0.5},
+    "fast, overlap 0.25": {"overlap": 0.25},
+    "fast, --window large": {"window": "large"},
     "fast, --fast (coarse)": {"coarse": True},
-    "fast, no label rules": {"label_rules": False},
+    "fast, --label-rules": {"label_rules": True},
     "fast, --tta": {"tta": True},
 }
 

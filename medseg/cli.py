@@ -255,13 +255,26 @@ def infer_command(
         ),
     ] = None,
     device: DeviceOpt = "auto",
-    overlap: Annotated[float | None, typer.Option(help="Window overlap (default 0.25; stock: the bundle's).")] = None,
+    overlap: Annotated[
+        float | None, typer.Option(help="Window overlap (default: the bundle's; 0.25 with --window large).")
+    ] = None,
+    window: Annotated[
+        str,
+        typer.Option(
+            help="patch: the bundle's own sliding windows (the stock recipe's answer); large: the volume in as few "
+            "windows as fit, faster, a slightly different answer."
+        ),
+    ] = "patch",
     tta: Annotated[bool, typer.Option("--tta", help="Mirror test-time augmentation (if trained with it).")] = False,
     fast: Annotated[bool, typer.Option("--fast", help="Network on 1.5x coarser voxels: faster, less exact.")] = False,
     stock: Annotated[bool, typer.Option("--stock", help="The bundle's own recipe (sliding windows, Invertd).")] = False,
     label_rules: Annotated[
-        bool, typer.Option(help="Keep the largest organ component and tumours inside their organ.")
-    ] = True,
+        bool,
+        typer.Option(
+            help="Apply the bundle's anatomical clean-up (largest organ component, tumours inside their organ); "
+            "off by default, so that the masks are the bundle's recipe's."
+        ),
+    ] = False,
     masks_only: Annotated[
         bool,
         typer.Option(
@@ -290,7 +303,9 @@ def infer_command(
     from medseg.inference.options import InferenceOptions
     from medseg.inference.predict import segment_report
 
-    options = InferenceOptions(stock=stock, overlap=overlap, tta=tta, coarse=fast, label_rules=label_rules)
+    options = InferenceOptions(
+        stock=stock, overlap=overlap, tta=tta, coarse=fast, label_rules=label_rules, window=window
+    )
     with tqdm(total=len(inputs), desc="segmenting", unit="scan", disable=len(inputs) < 2) as bar:
         report = segment_report(
             _bundle(bundle, trust),

@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 import SimpleITK as sitk
 
-from medseg.io.fast_nifti import load_nifti, save_nifti
+from medseg.io.fast_nifti import c_order, load_nifti, save_nifti
 from medseg.io.nifti import write_nifti
 from medseg.io.readers import FastNibabelReader
 
@@ -69,3 +69,14 @@ def test_monai_reader_gives_what_nibabel_reader_gives(tmp_path, small_ct):
     ours, theirs = LoadImage(reader=FastNibabelReader())(scan), LoadImage(reader="NibabelReader")(scan)
     np.testing.assert_array_equal(np.asarray(ours), np.asarray(theirs))
     np.testing.assert_array_equal(np.asarray(ours.affine), np.asarray(theirs.affine))
+    assert ours.is_contiguous() and ours.dtype == theirs.dtype
+
+
+@pytest.mark.parametrize("shape", [(37, 20, 35), (5, 4, 3, 2), (1, 1, 17), (9, 16)])
+def test_c_order_copies_fortran_arrays_exactly(shape):
+    array = np.asfortranarray(np.arange(np.prod(shape), dtype=np.int16).reshape(shape))
+    copied = c_order(array)
+    assert copied.flags.c_contiguous and copied.dtype == np.int16
+    np.testing.assert_array_equal(copied, array)
+    already = np.ones((3, 4, 5), np.float32)
+    assert c_order(already) is already

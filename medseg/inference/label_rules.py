@@ -91,7 +91,12 @@ class LabelRulesd(MapTransform):
         result = dict(data)
         for key in self.key_iterator(result):
             labels = result[key]
-            array = np.ascontiguousarray(labels.detach().cpu().numpy()[0])
-            cleaned = torch.from_numpy(apply_label_rules(array, self.rules))[None]
+            array = labels.detach().cpu().numpy()[0]
+            if not array.flags.f_contiguous:
+                array = np.ascontiguousarray(array)
+            # the rules do not depend on axis order, so a Fortran-ordered map (as the resampling
+            # writes it) is cleaned in place as its C-ordered transpose, without a reordering copy
+            apply_label_rules(array.T if array.flags.f_contiguous else array, self.rules)
+            cleaned = torch.from_numpy(array)[None]
             result[key] = MetaTensor(cleaned, meta=dict(labels.meta)) if isinstance(labels, MetaTensor) else cleaned
         return result

@@ -5,8 +5,11 @@ probabilities into labels; it replaces three things by override:
 
 - the NIfTI reader of ``LoadImaged``, by :class:`~medseg.io.readers.FastNibabelReader` (the same
   images, decompressed by ISA-L into one array);
-- the inferer, by :class:`~medseg.inference.inferers.LargeWindowInferer` (few, large windows,
-  channels-last), optionally wrapped in mirror test-time augmentation;
+- the inferer: the bundle's own sliding windows, run by a CPU-tuned copy of the network
+  (:class:`~medseg.inference.inferers.CpuTunedInferer`), so the probabilities are the stock
+  recipe's; or, with ``window="large"``, :class:`~medseg.inference.inferers.LargeWindowInferer`
+  (few, large windows: faster, a slightly different answer); either optionally wrapped in mirror
+  test-time augmentation;
 - the ``Invertd`` step of the postprocessing, by :class:`~medseg.inference.resample.ResampleToSourced`
   (one affine map back to the source grid, only where foreground can be, slab by slab), followed
   by the bundle's label rules.
@@ -26,6 +29,7 @@ from medseg.bundles import Bundle
 from medseg.errors import MedsegError
 
 COARSE_FACTOR = 1.5  # --fast: the network runs on voxels this much larger
+WINDOWS = ("patch", "large")  # --window: the bundle's own sliding windows, or few large ones
 
 
 @dataclass(frozen=True)
@@ -38,8 +42,10 @@ class InferenceOptions:
         tta: mirror test-time augmentation, along the axes the bundle was trained to mirror.
         coarse: run the network on voxels 1.5 times larger (faster, less exact).
         label_rules: apply the bundle's anatomical label rules (largest organ component, tumours
-            only inside their organ).
-        max_window_voxels: voxel budget of one window on the fast path.
+            only inside their organ); off by default, so that the masks are the stock recipe's.
+        window: ``"patch"`` runs the bundle's own windows (the answer of the stock recipe);
+            ``"large"`` runs each volume in as few windows as ``max_window_voxels`` allows.
+        max_window_voxels: voxel budget of one window with ``window="large"``.
         ensemble: weights files of an ensemble's members (two or more), or empty for one network.
     """
 
@@ -47,7 +53,8 @@ class InferenceOptions:
     overlap: float | None = None
     tta: bool = False
     coarse: bool = False
-    label_rules: bool = True
+    label_rules: bool = False
+    window: str = "patch"
     max_window_voxels: int = 12_000_000
     ensemble: tuple[str, ...] = ()
 
@@ -74,19 +81,27 @@ def _stock_inferer(bundle: Bundle, options: InferenceOptions) -> dict[str, Any]:
 
 
 def _fast_inferer(bundle: Bundle, options: InferenceOptions) -> dict[str, Any]:
-    """Large windows for a 3D network, big slice batches for a 2D one."""
+    """The bundle's windows (or large ones) through a CPU-tuned network; big slice batches for a 2D network."""
+    if options.window not in WINDOWS:
+        raise MedsegError(f"unknown window {options.window!r}; choose one of: {', '.join(WINDOWS)}")
     if len(_image_format(bundle)["spatial_shape"]) == 2:
         if options.tta:
             raise MedsegError(f"--tta is not available for the 2D bundle {bundle.name!r}")
-        overlap = 0.0 if options.overlap is None else options.overlap
-        return {**_inference_config(bundle)["inferer"], "sw_batch_size": 64, "overlap": overlap}
-    inferer: dict[str, Any] = {
-        "_target_": "medseg.inference.inferers.LargeWindowInferer",
-        "divisor": _divisor(bundle),
-        "max_voxels": options.max_window_voxels,
-    }
-    if options.overlap is not None:
-        inferer["overlap"] = options.overlap
+        inferer = {**_stock_inferer(bundle, options), "sw_batch_size": 64}
+        if options.window == "large" and options.overlap is None:
+            inferer["overlap"] = 0.0
+        return inferer
+    if options.window == "patch":
+        windows = _stock_inferer(bundle, options)
+    else:
+        windows = {
+            "_target_": "medseg.inference.inferers.LargeWindowInferer",
+            "divisor": _divisor(bundle),
+            "max_voxels": options.max_window_voxels,
+        }
+        if options.overlap is not None:
+            windows["overlap"] = options.overlap
+    inferer: dict[str, Any] = {"_target_": "medseg.inference.inferers.CpuTunedInferer", "inferer": windows}
     if options.tta:
         axes = _image_format(bundle).get("mirror_axes", [])
         if not axes:
@@ -145,6 +160,8 @@ def inference_overrides(bundle: Bundle, options: InferenceOptions) -> dict[str, 
     if options.stock:
         if options.tta:
             raise MedsegError("--tta needs the fast path (drop --stock)")
+        if options.window != "patch":
+            raise MedsegError("--window large needs the fast path (drop --stock)")
         inferer = _stock_inferer(bundle, options)
     else:
         inferer = _fast_inferer(bundle, options)

@@ -193,9 +193,10 @@ def to_source_grid(
         slab_voxels: source voxels labelled at once; bounds the extra memory.
 
     Returns:
-        ``(X, Y, Z)`` uint8 labels.
+        ``(X, Y, Z)`` uint8 labels in Fortran order, the order NIfTI stores them in, so that writing
+        the mask needs no reordering copy.
     """
-    labels = np.zeros(source_shape, np.uint8)
+    labels = np.zeros(source_shape, np.uint8, order="F")
     network_labels = _labels(decide, probabilities)
     box = foreground_box(network_labels)
     if box is None:

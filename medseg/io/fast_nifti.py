@@ -21,6 +21,7 @@ except ImportError:  # pragma: no cover - isal is a dependency; keep working wit
     fast_gzip = gzip
 
 CHUNK = 64 << 20  # bytes decompressed per read
+SLAB = 16  # last-axis slices per block when reordering voxels into C order
 NIFTI1_SIZES = ((348).to_bytes(4, "little"), (348).to_bytes(4, "big"))  # sizeof_hdr, either byte order
 
 
@@ -61,3 +62,19 @@ def save_nifti(image: nib.Nifti1Image, path: str | Path) -> None:
         nib.save(image, path)
         return
     path.write_bytes(fast_gzip.compress(image.to_bytes(), compresslevel=1))
+
+
+def c_order(array: np.ndarray) -> np.ndarray:
+    """A C-contiguous copy of ``array`` (NIfTI voxels are stored in Fortran order), copied in slabs.
+
+    MONAI turns every image into a C-contiguous array; numpy's ``ascontiguousarray`` of a Fortran
+    array walks the destination with a stride of a whole slice in the source, about 1 s for a
+    512 x 512 x 200 scan on this project's CPU. Copying blocks of ``SLAB`` last-axis slices keeps
+    both sides in cache and takes a fifth of that.
+    """
+    if array.flags.c_contiguous or array.ndim < 2:
+        return np.ascontiguousarray(array)
+    result = np.empty(array.shape, array.dtype)
+    for start in range(0, array.shape[-1], SLAB):
+        result[..., start : start + SLAB] = array[..., start : start + SLAB]
+    return result

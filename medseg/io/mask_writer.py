@@ -59,4 +59,4 @@ class SaveMaskd(MapTransform):
             raise MedsegError("prediction did not come back to the scan's grid (affine differs)", source)
         if mask.min() < 0 or mask.max() > 255:
             raise MedsegError("label values must fit in uint8 (0-255)", source)
-        return write_nifti(mask_path(self.output_dir, source), mask.astype(np.uint8), header.affine)
+        return write_nifti(mask_path(self.output_dir, source), mask.astype(np.uint8, copy=False), header.affine)
