@@ -1,4 +1,4 @@
-"""Inferers for the fast path: channels-last windows, large windows, mirror test-time augmentation.
+"""Inferers for the fast path: a CPU-tuned network for any windows, large windows, mirror test-time augmentation.
 
 By default the fast path keeps the bundle's own sliding windows (the training patch, its overlap
 and Gaussian blending), so its probabilities are the stock recipe's, and only runs them faster:
