@@ -17,7 +17,7 @@ demo: $(INSTALLED)
 	$(BIN)/medseg demo
 
 test: $(INSTALLED) lint
-	$(BIN)/python -m pytest
+	$(BIN)/python -m pytest --durations=15
 
 lint: $(INSTALLED)
 	$(BIN)/ruff check .
