@@ -256,13 +256,14 @@ def infer_command(
     ] = None,
     device: DeviceOpt = "auto",
     overlap: Annotated[
-        float | None, typer.Option(help="Window overlap (default: the bundle's; 0.25 with --window large).")
+        float | None,
+        typer.Option(help="Window overlap (default: the bundle's; with --window large, 0.25 in 3D and 0 in 2D)."),
     ] = None,
     window: Annotated[
         str,
         typer.Option(
             help="patch: the bundle's own sliding windows (the stock recipe's answer); large: the volume in as few "
-            "windows as fit, faster, a slightly different answer."
+            "windows as fit, faster, a slightly different answer (2D bundles: slices without overlap)."
         ),
     ] = "patch",
     tta: Annotated[bool, typer.Option("--tta", help="Mirror test-time augmentation (if trained with it).")] = False,
@@ -272,7 +273,7 @@ def infer_command(
         bool,
         typer.Option(
             help="Apply the bundle's anatomical clean-up (largest organ component, tumours inside their organ); "
-            "off by default, so that the masks are the bundle's recipe's."
+            "off by default, so that the masks are the bundle's recipe's. Fast path only."
         ),
     ] = False,
     masks_only: Annotated[

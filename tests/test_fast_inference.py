@@ -15,7 +15,7 @@ from scipy import ndimage
 from medseg.errors import MedsegError
 from medseg.inference import resample
 from medseg.inference.inferers import CpuTunedInferer, LargeWindowInferer, MirrorInferer, fold_batch_norms, window_size
-from medseg.inference.label_rules import apply_label_rules
+from medseg.inference.label_rules import LabelRulesd, apply_label_rules
 from medseg.inference.options import InferenceOptions, inference_overrides
 from medseg.inference.predict import segment
 from medseg.io.nifti import write_nifti
@@ -61,6 +61,25 @@ def test_cpu_tuned_network_runs_the_same_windows():
     assert next(net.parameters()).is_contiguous()
 
 
+def test_cpu_tuned_inferer_runs_the_tuned_copy():
+    """Hooks travel into the copy: there no batch norm runs and the first convolution sees channels-last windows."""
+    net = UNet(3, 1, 3, channels=(4, 8, 16), strides=(2, 2), num_res_units=1, norm="batch").eval()
+    norms_run, channels_last = [], []
+    for norm in (m for m in net.modules() if isinstance(m, torch.nn.BatchNorm3d)):
+        norm.register_forward_hook(lambda *_: norms_run.append(1))
+    first_conv = next(m for m in net.modules() if isinstance(m, torch.nn.Conv3d))
+    first_conv.register_forward_pre_hook(
+        lambda _, args: channels_last.append(args[0].is_contiguous(memory_format=torch.channels_last_3d))
+    )
+    windows = SlidingWindowInferer((16, 16, 16), sw_batch_size=2, overlap=0.25)
+    x = torch.randn(1, 1, 24, 20, 16)
+    with torch.inference_mode():
+        CpuTunedInferer(windows)(x, net)
+        assert not norms_run and channels_last and all(channels_last)
+        windows(x, net)  # the bundle's own network still has its batch norms
+        assert norms_run
+
+
 def test_mirror_tta_averages_all_flips():
     calls = []
 
@@ -72,6 +91,32 @@ def test_mirror_tta_averages_all_flips():
     out = MirrorInferer(LargeWindowInferer(divisor=1), axes=(0, 2))(x, record)
     assert len(calls) == 4
     torch.testing.assert_close(out, x)  # an equivariant "network" is unchanged by TTA
+
+
+def test_tta_mirrors_the_bundles_windows_inside_one_tuned_copy():
+    """``--tta`` on a bundle trained with mirroring: CpuTuned(Mirror(the bundle's windows)), as the config builds it."""
+    from monai.bundle import ConfigParser
+
+    from medseg.bundles import find_bundle
+
+    bundle = find_bundle("mri_brain_tissue_3d")
+    parser = ConfigParser()
+    parser.read_config(str(bundle.config("inference")))
+    parser.update(
+        {"patch_size": [16, 16, 16], "inferer": inference_overrides(bundle, InferenceOptions(tta=True))["inferer"]}
+    )
+    inferer = parser.get_parsed_content("inferer")
+    assert isinstance(inferer, CpuTunedInferer) and isinstance(inferer.inferer, MirrorInferer)
+    assert inferer.inferer.axes == (0,) and isinstance(inferer.inferer.inferer, SlidingWindowInferer)
+    torch.manual_seed(2)
+    net = UNet(3, 1, 3, channels=(4, 8, 16), strides=(2, 2), num_res_units=1, norm="batch").eval()
+    x = torch.randn(1, 1, 24, 20, 18)
+    with torch.inference_mode():
+        plain = inferer.inferer.inferer(x, net)
+        mirrored = torch.flip(inferer.inferer.inferer(torch.flip(x, [2]), net), [2])
+        np.testing.assert_allclose(inferer(x, net), (plain + mirrored) / 2, atol=1e-4)
+    with pytest.raises(MedsegError, match="was not trained with mirroring"):
+        inference_overrides(find_bundle("ct_liver_tumour_3d"), InferenceOptions(tta=True))
 
 
 def test_trilinear_matches_grid_sample():
@@ -139,6 +184,24 @@ def test_label_rules_keep_the_organ_and_its_tumours():
     assert (cleaned == 2).sum() == 64 and (cleaned == 1).sum() == 15**3 - 64
 
 
+@pytest.mark.parametrize("order", ["C", "F", "strided"])
+def test_label_rules_transform_cleans_maps_in_any_memory_order(order):
+    """The resampling hands over Fortran-ordered maps, which ``LabelRulesd`` cleans through their transpose."""
+    rng = np.random.default_rng(3)
+    labels = np.zeros((24, 20, 28), np.uint8)
+    labels[3:15, 4:14, 5:20] = 1
+    labels[6:9, 6:9, 8:12] = 2
+    labels[rng.random(labels.shape) > 0.995] = 1  # scattered false-positive voxels
+    labels[20:23, 0:3, 24:27] = 2  # a tumour outside the liver
+    rules = {"largest_component": [[1, 2]], "inside": {"2": [1]}}
+    expected = apply_label_rules(labels.copy(), rules)
+    given = {"C": labels.copy(), "F": np.asfortranarray(labels), "strided": np.repeat(labels, 2, axis=0)[::2]}[order]
+    cleaned = LabelRulesd("pred", rules)({"pred": torch.from_numpy(given)[None]})["pred"]
+    assert cleaned.shape == (1, 24, 20, 28)
+    np.testing.assert_array_equal(cleaned[0].numpy(), expected)
+    assert (expected != labels).sum() > 10  # the rules did change something
+
+
 def _reoriented(source, target, codes, oblique=False):
     image = nib.load(source)
     now = nib.orientations.io_orientation(image.affine)
@@ -166,7 +229,7 @@ def orientations(tmp_path_factory, small_ct):
 def test_fast_resampling_equals_invertd_in_every_orientation(tmp_path, tiny_run, orientations):
     """Same network windows; only the way back to the source grid differs (Invertd + argmax vs ours)."""
     bundle, stock_path = tiny_run.bundle, InferenceOptions(stock=True)
-    fast = {"postprocessing": inference_overrides(bundle, InferenceOptions(label_rules=False))["postprocessing"]}
+    fast = {"postprocessing": inference_overrides(bundle, InferenceOptions())["postprocessing"]}
     ours = segment(bundle, orientations, tmp_path / "ours", device="cpu", options=stock_path, overrides=fast)
     stock = segment(bundle, orientations, tmp_path / "stock", device="cpu", options=stock_path)
     for mine, theirs in zip(ours, stock, strict=True):
@@ -179,7 +242,7 @@ def _dice(a: np.ndarray, b: np.ndarray) -> float:
     return 2 * np.logical_and(a, b).sum() / (a.sum() + b.sum())
 
 
-def test_fast_path_masks_equal_the_stock_recipes_in_every_orientation(tmp_path, tiny_run, orientations):
+def test_fast_path_masks_agree_with_the_stock_recipes_in_every_orientation(tmp_path, tiny_run, orientations):
     """The default fast path, end to end, against the stock recipe: RAS, LPS, PIL, oblique; 3.8 x 3.8 x 4.7 mm."""
     bundle = tiny_run.bundle
     ours = segment(bundle, orientations, tmp_path / "fast", device="cpu")
@@ -208,5 +271,9 @@ def test_large_window_masks_keep_each_scans_grid(tmp_path, tiny_run, orientation
 def test_window_and_stock_options_are_checked(tiny_run):
     with pytest.raises(MedsegError, match="unknown window 'huge'; choose one of: patch, large"):
         inference_overrides(tiny_run.bundle, InferenceOptions(window="huge"))
+    with pytest.raises(MedsegError, match="unknown window 'huge'"):
+        inference_overrides(tiny_run.bundle, InferenceOptions(stock=True, window="huge"))
     with pytest.raises(MedsegError, match="--window large needs the fast path"):
         inference_overrides(tiny_run.bundle, InferenceOptions(stock=True, window="large"))
+    with pytest.raises(MedsegError, match=r"--label-rules needs the fast path \(drop --stock\)"):
+        inference_overrides(tiny_run.bundle, InferenceOptions(stock=True, label_rules=True))

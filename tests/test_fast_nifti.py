@@ -69,10 +69,19 @@ def test_monai_reader_gives_what_nibabel_reader_gives(tmp_path, small_ct):
     ours, theirs = LoadImage(reader=FastNibabelReader())(scan), LoadImage(reader="NibabelReader")(scan)
     np.testing.assert_array_equal(np.asarray(ours), np.asarray(theirs))
     np.testing.assert_array_equal(np.asarray(ours.affine), np.asarray(theirs.affine))
-    assert ours.is_contiguous() and ours.dtype == theirs.dtype
+    assert ours.dtype == theirs.dtype
+    # the voxels reach MONAI already C-ordered, so its own reordering copy is skipped
+    reader = FastNibabelReader()
+    voxels, _ = reader.get_data(reader.read(scan))
+    assert voxels.flags.c_contiguous
 
 
-@pytest.mark.parametrize("shape", [(37, 20, 35), (5, 4, 3, 2), (1, 1, 17), (9, 16)])
+def test_reader_refuses_to_gpu():
+    with pytest.raises(ValueError, match="reads on the CPU"):
+        FastNibabelReader(to_gpu=True)
+
+
+@pytest.mark.parametrize("shape", [(37, 20, 35), (6, 5, 40, 2), (7, 3, 33, 4), (1, 1, 17), (9, 40)])
 def test_c_order_copies_fortran_arrays_exactly(shape):
     array = np.asfortranarray(np.arange(np.prod(shape), dtype=np.int16).reshape(shape))
     copied = c_order(array)
@@ -80,3 +89,12 @@ def test_c_order_copies_fortran_arrays_exactly(shape):
     np.testing.assert_array_equal(copied, array)
     already = np.ones((3, 4, 5), np.float32)
     assert c_order(already) is already
+
+
+def test_c_order_copies_flipped_views_exactly():
+    # nibabel's as_closest_canonical and MONAI's orientation can hand over negative-stride views
+    array = np.asfortranarray(np.arange(20 * 9 * 37, dtype=np.float32).reshape(20, 9, 37))
+    for view in (array[::-1], array[:, ::-1, ::-2], array.transpose(2, 0, 1)):
+        copied = c_order(view)
+        assert copied.flags.c_contiguous
+        np.testing.assert_array_equal(copied, view)

@@ -52,6 +52,10 @@ def fold_batch_norms(model: torch.nn.Module) -> int:
     In eval mode a batch norm is a per-channel affine map, so the convolution's weights and bias
     can absorb it: one pass over the activations fewer per layer, the same outputs to float rounding.
 
+    Args:
+        model: a network in eval mode; its convolution blocks are replaced and its batch norms
+            become identities. Batch norms in training mode, or without running statistics, are left.
+
     Returns:
         How many batch norms were folded.
     """
@@ -72,10 +76,11 @@ class CpuTunedInferer(Inferer):
     """Run another inferer with a CPU-tuned copy of a 3D network: batch norms folded, ``channels_last_3d``.
 
     oneDNN's 3D convolutions run faster in channels-last memory format, and folded batch norms save
-    a pass per layer: together about 35 % less time per window on this project's CPU
-    (benchmarks/RESULTS.md), with the same outputs to float rounding. The bundle's network itself is
-    left untouched (an ensemble loads its members' weights into it). On CUDA the network runs as it
-    is: the tuning was not measured there.
+    a pass per layer: together about 35 % less time per window for the CT U-Net on this project's
+    CPU (benchmarks/RESULTS.md), with the same outputs to float rounding (a network with group or
+    instance norms, such as the BraTS SegResNet, only gets the channels-last layout). The bundle's
+    network itself is left untouched (an ensemble loads its members' weights into it). Where the
+    volume or the network is on CUDA, the network runs as it is: the tuning was not measured there.
 
     Args:
         inferer: the inferer that cuts the volume into windows (the bundle's own, or another).
@@ -87,7 +92,7 @@ class CpuTunedInferer(Inferer):
 
     def __call__(self, inputs: torch.Tensor, network: Predictor, *args: Any, **kwargs: Any) -> torch.Tensor:
         """Predict ``(B, C_out, x, y, z)`` from ``inputs`` ``(B, C_in, x, y, z)``."""
-        if inputs.ndim != 5 or inputs.device.type != "cpu" or not isinstance(network, torch.nn.Module):
+        if not (inputs.ndim == 5 and inputs.device.type == "cpu" and _on_cpu(network)):
             return self.inferer(inputs, network, *args, **kwargs)
         model = copy.deepcopy(network)
         if not model.training:
@@ -98,6 +103,11 @@ class CpuTunedInferer(Inferer):
             return model(window.contiguous(memory_format=torch.channels_last_3d), *more, **options).contiguous()
 
         return self.inferer(inputs, predict, *args, **kwargs)
+
+
+def _on_cpu(network: Predictor) -> bool:
+    """Whether ``network`` is a module whose parameters are all on the CPU (a bundle may set ``sw_device``)."""
+    return isinstance(network, torch.nn.Module) and all(p.device.type == "cpu" for p in network.parameters())
 
 
 class LargeWindowInferer(Inferer):

@@ -11,8 +11,8 @@ probabilities into labels; it replaces three things by override:
   (few, large windows: faster, a slightly different answer); either optionally wrapped in mirror
   test-time augmentation;
 - the ``Invertd`` step of the postprocessing, by :class:`~medseg.inference.resample.ResampleToSourced`
-  (one affine map back to the source grid, only where foreground can be, slab by slab), followed
-  by the bundle's label rules.
+  (one affine map back to the source grid, only where foreground can be, slab by slab), followed,
+  with ``label_rules``, by the bundle's label rules.
 
 On either path, several weights files make an ensemble: the chosen inferer is wrapped in
 :class:`~medseg.inference.ensemble.EnsembleInferer`, which averages the members' probabilities.
@@ -23,13 +23,14 @@ from __future__ import annotations
 import json
 import re
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Literal, get_args
 
 from medseg.bundles import Bundle
 from medseg.errors import MedsegError
 
 COARSE_FACTOR = 1.5  # --fast: the network runs on voxels this much larger
-WINDOWS = ("patch", "large")  # --window: the bundle's own sliding windows, or few large ones
+Window = Literal["patch", "large"]  # --window: the bundle's own sliding windows, or few large ones
+WINDOWS: tuple[str, ...] = get_args(Window)
 
 
 @dataclass(frozen=True)
@@ -44,7 +45,8 @@ class InferenceOptions:
         label_rules: apply the bundle's anatomical label rules (largest organ component, tumours
             only inside their organ); off by default, so that the masks are the stock recipe's.
         window: ``"patch"`` runs the bundle's own windows (the answer of the stock recipe);
-            ``"large"`` runs each volume in as few windows as ``max_window_voxels`` allows.
+            ``"large"`` runs each volume in as few windows as ``max_window_voxels`` allows (for a 2D
+            bundle, whose windows are whole slices, it means slices without overlap).
         max_window_voxels: voxel budget of one window with ``window="large"``.
         ensemble: weights files of an ensemble's members (two or more), or empty for one network.
     """
@@ -54,7 +56,7 @@ class InferenceOptions:
     tta: bool = False
     coarse: bool = False
     label_rules: bool = False
-    window: str = "patch"
+    window: Window = "patch"
     max_window_voxels: int = 12_000_000
     ensemble: tuple[str, ...] = ()
 
@@ -82,8 +84,6 @@ def _stock_inferer(bundle: Bundle, options: InferenceOptions) -> dict[str, Any]:
 
 def _fast_inferer(bundle: Bundle, options: InferenceOptions) -> dict[str, Any]:
     """The bundle's windows (or large ones) through a CPU-tuned network; big slice batches for a 2D network."""
-    if options.window not in WINDOWS:
-        raise MedsegError(f"unknown window {options.window!r}; choose one of: {', '.join(WINDOWS)}")
     if len(_image_format(bundle)["spatial_shape"]) == 2:
         if options.tta:
             raise MedsegError(f"--tta is not available for the 2D bundle {bundle.name!r}")
@@ -101,13 +101,13 @@ def _fast_inferer(bundle: Bundle, options: InferenceOptions) -> dict[str, Any]:
         }
         if options.overlap is not None:
             windows["overlap"] = options.overlap
-    inferer: dict[str, Any] = {"_target_": "medseg.inference.inferers.CpuTunedInferer", "inferer": windows}
     if options.tta:
         axes = _image_format(bundle).get("mirror_axes", [])
         if not axes:
             raise MedsegError(f"bundle {bundle.name!r} was not trained with mirroring, so --tta would hurt it")
-        inferer = {"_target_": "medseg.inference.inferers.MirrorInferer", "inferer": inferer, "axes": axes}
-    return inferer
+        windows = {"_target_": "medseg.inference.inferers.MirrorInferer", "inferer": windows, "axes": axes}
+    # outermost, so that the network is copied and tuned once per scan, not once per mirror image
+    return {"_target_": "medseg.inference.inferers.CpuTunedInferer", "inferer": windows}
 
 
 def _activation(bundle: Bundle) -> str:
@@ -151,6 +151,8 @@ def _reader(bundle: Bundle) -> dict[str, Any]:
 
 def inference_overrides(bundle: Bundle, options: InferenceOptions) -> dict[str, Any]:
     """Config overrides that realise ``options`` on a bundle's ``inference.json``."""
+    if options.window not in WINDOWS:
+        raise MedsegError(f"unknown window {options.window!r}; choose one of: {', '.join(WINDOWS)}")
     overrides: dict[str, Any] = {}
     if options.coarse:
         spacing = _inference_config(bundle).get("spacing")
@@ -158,10 +160,14 @@ def inference_overrides(bundle: Bundle, options: InferenceOptions) -> dict[str, 
             raise MedsegError(f"bundle {bundle.name!r} has no top-level 'spacing' to coarsen for --fast")
         overrides["spacing"] = [s * COARSE_FACTOR if s > 0 else s for s in spacing]
     if options.stock:
-        if options.tta:
-            raise MedsegError("--tta needs the fast path (drop --stock)")
-        if options.window != "patch":
-            raise MedsegError("--window large needs the fast path (drop --stock)")
+        fast_only = {
+            "--tta": options.tta,
+            "--window large": options.window != "patch",
+            "--label-rules": options.label_rules,
+        }
+        asked = [flag for flag, on in fast_only.items() if on]
+        if asked:
+            raise MedsegError(f"{asked[0]} needs the fast path (drop --stock)")
         inferer = _stock_inferer(bundle, options)
     else:
         inferer = _fast_inferer(bundle, options)

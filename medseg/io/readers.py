@@ -2,13 +2,18 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
 
+import nibabel as nib
 import numpy as np
 from monai.data import NibabelReader
 from monai.data.utils import correct_nifti_header_if_necessary
 
 from medseg.io.fast_nifti import c_order, load_nifti
+
+PathLike = str | Path
 
 
 class FastNibabelReader(NibabelReader):
@@ -17,15 +22,31 @@ class FastNibabelReader(NibabelReader):
     MONAI's reader calls ``nibabel.load`` inside ``read()`` with no hook for another loader, so
     ``read()`` is re-implemented here; the voxels are reordered by :func:`c_order` (the same values,
     in the order ``LoadImage`` would otherwise make them, slowly); everything else is the parent's.
+    The parent's ``to_gpu`` (kvikio reads straight to the GPU) is not offered: this reader decompresses
+    on the CPU.
+
+    Args:
+        *args: as for ``NibabelReader``.
+        **kwargs: as for ``NibabelReader``, except ``to_gpu``.
     """
 
-    def read(self, data, **kwargs):
-        """Load one file, or several stacked as channels, as nibabel images."""
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        if kwargs.get("to_gpu"):
+            raise ValueError("FastNibabelReader reads on the CPU; use MONAI's NibabelReader for to_gpu=True")
+        super().__init__(*args, **kwargs)
+
+    def read(self, data: Sequence[PathLike] | PathLike, **kwargs: Any) -> nib.Nifti1Image | list[nib.Nifti1Image]:
+        """Load one file, or several stacked as channels, as nibabel images.
+
+        Args:
+            data: a file, or several files of the same grid.
+            **kwargs: ignored (nibabel's loading options do not apply to :func:`load_nifti`).
+        """
         names = [data] if isinstance(data, str | Path) else list(data)
         self.filenames = names
         images = [correct_nifti_header_if_necessary(load_nifti(name)) for name in names]
         return images if len(images) > 1 else images[0]
 
-    def _get_array_data(self, img, filename):
-        """The voxels as a C-contiguous array of the file's (scaled) dtype."""
+    def _get_array_data(self, img: nib.Nifti1Image, filename: PathLike) -> np.ndarray:
+        """The voxels ``(X, Y, Z[, C])`` as a C-contiguous array of the file's (scaled) dtype."""
         return c_order(np.asanyarray(img.dataobj))
