@@ -28,6 +28,7 @@ import tempfile
 import time
 from collections import defaultdict
 from pathlib import Path
+from typing import Any
 
 GRIDS = {  # name -> (slices, slice spacing in mm): 512 x 512 at 0.75 mm in-plane
     "clinical": (200, 1.5),
@@ -71,7 +72,7 @@ class Timers:
         original = cls.__call__
         timers = self
 
-        def timed(obj, *args, **kwargs):
+        def timed(obj: Any, *args: Any, **kwargs: Any) -> Any:
             if timers.active:
                 return original(obj, *args, **kwargs)
             timers.active = True
@@ -109,7 +110,7 @@ def _instrument(timers: Timers) -> None:
     timers.wrap(SaveMaskd, "write")
 
 
-def _count_network(timers: Timers, network) -> None:
+def _count_network(timers: Timers, network: Any) -> None:
     """Time the network's forward calls and remember their input shapes (FLOPs are counted afterwards).
 
     Hooks, not a patched ``forward``: they travel with the module into the copy that medseg's
@@ -117,10 +118,10 @@ def _count_network(timers: Timers, network) -> None:
     """
     starts = []
 
-    def before(module, args):
+    def before(module: Any, args: tuple) -> None:
         starts.append(time.perf_counter())
 
-    def after(module, args, output):
+    def after(module: Any, args: tuple, output: Any) -> None:
         seconds = time.perf_counter() - starts.pop()
         if not timers.counting_flops:
             timers.seconds["network"] += seconds
@@ -163,11 +164,11 @@ def run_child(path: str, scan: str, out: str, bundle_name: str, weights: str | N
     weights_file = weights or str(bundle.weights)
     original_load = bundle_module.load_workflow
 
-    def load_and_count(*args, **kwargs):
+    def load_and_count(*args: Any, **kwargs: Any) -> Any:
         workflow = original_load(*args, **kwargs)
         real_initialize = workflow.initialize
 
-        def initialize():
+        def initialize() -> Any:
             result = real_initialize()
             _count_network(timers, workflow.parser.get_parsed_content("network"))
             return result

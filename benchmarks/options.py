@@ -88,7 +88,7 @@ def main() -> None:
         print(f"{variant:<24} {cells} {agreement} {false_positives:>9} {seconds:7.1f}")
 
 
-def pooled_dice(masks, references, value: int) -> float:
+def pooled_dice(masks: list, references: list, value: int) -> float:
     """Dice of label ``value`` between two lists of masks, voxels pooled over the list."""
     import numpy as np
 
