@@ -91,10 +91,10 @@ def main() -> None:
 def pooled_dice(masks: list, references: list, value: int) -> float:
     """Dice of label ``value`` between two lists of masks, voxels pooled over the list."""
     import numpy as np
+    from inference import dice  # the sibling script; python puts this folder on sys.path
 
-    overlap = sum(np.logical_and(a == value, b == value).sum() for a, b in zip(masks, references, strict=True))
-    total = sum((a == value).sum() + (b == value).sum() for a, b in zip(masks, references, strict=True))
-    return float("nan") if total == 0 else float(2 * overlap / total)
+    ours, theirs = (np.concatenate([(mask == value).ravel() for mask in group]) for group in (masks, references))
+    return dice(ours, theirs)
 
 
 if __name__ == "__main__":

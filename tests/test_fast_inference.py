@@ -20,6 +20,8 @@ from medseg.inference.options import InferenceOptions, inference_overrides
 from medseg.inference.predict import segment
 from medseg.io.nifti import write_nifti
 
+from .overlap import dice
+
 
 def test_window_is_the_volume_rounded_up_when_it_fits():
     assert window_size([241, 133, 120], 16, 12_000_000) == [256, 144, 128]
@@ -238,10 +240,6 @@ def test_fast_resampling_equals_invertd_in_every_orientation(tmp_path, tiny_run,
         assert np.mean(a == b) > 0.999, mine.name
 
 
-def _dice(a: np.ndarray, b: np.ndarray) -> float:
-    return 2 * np.logical_and(a, b).sum() / (a.sum() + b.sum())
-
-
 def test_fast_path_masks_agree_with_the_stock_recipes_in_every_orientation(tmp_path, tiny_run, orientations):
     """The default fast path, end to end, against the stock recipe: RAS, LPS, PIL, oblique; 3.8 x 3.8 x 4.7 mm."""
     bundle = tiny_run.bundle
@@ -255,7 +253,7 @@ def test_fast_path_masks_agree_with_the_stock_recipes_in_every_orientation(tmp_p
         assert set(np.unique(a)) <= {0, 1, 2} and (b == 1).sum() > 50
         assert np.mean(a == b) > 0.999, mine.name
         for value in np.unique(b[b > 0]):
-            assert _dice(a == value, b == value) >= 0.98, (mine.name, value)
+            assert dice(a == value, b == value) >= 0.98, (mine.name, value)
 
 
 def test_large_window_masks_keep_each_scans_grid(tmp_path, tiny_run, orientations):

@@ -95,8 +95,7 @@ class CpuTunedInferer(Inferer):
         if not (inputs.ndim == 5 and inputs.device.type == "cpu" and _on_cpu(network)):
             return self.inferer(inputs, network, *args, **kwargs)
         model = copy.deepcopy(network)
-        if not model.training:
-            fold_batch_norms(model)
+        fold_batch_norms(model)  # folds only batch norms in eval mode
         model = model.to(memory_format=torch.channels_last_3d)
 
         def predict(window: torch.Tensor, *more: Any, **options: Any) -> torch.Tensor:

@@ -92,8 +92,6 @@ class LabelRulesd(MapTransform):
         for key in self.key_iterator(result):
             labels = result[key]
             array = labels.detach().cpu().numpy()[0]
-            if not array.flags.f_contiguous:
-                array = np.ascontiguousarray(array)
             # the rules do not depend on axis order, so a Fortran-ordered map (as the resampling
             # writes it) is cleaned in place as its C-ordered transpose, without a reordering copy
             apply_label_rules(array.T if array.flags.f_contiguous else array, self.rules)

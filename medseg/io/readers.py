@@ -8,12 +8,11 @@ from typing import Any
 
 import nibabel as nib
 import numpy as np
+from monai.config import PathLike
 from monai.data import NibabelReader
 from monai.data.utils import correct_nifti_header_if_necessary
 
 from medseg.io.fast_nifti import c_order, load_nifti
-
-PathLike = str | Path
 
 
 class FastNibabelReader(NibabelReader):
