@@ -243,7 +243,10 @@ def infer_command(
     bundle: BundleArg,
     inputs: Annotated[
         list[Path],
-        typer.Argument(help="Scans to segment: NIfTI files (.nii, .nii.gz) or DICOM series folders (one series each)."),
+        typer.Argument(
+            help="Scans to segment: NIfTI files (.nii, .nii.gz), DICOM folders (one image series each) or "
+            "enhanced multi-frame DICOM files."
+        ),
     ],
     output: Annotated[Path, typer.Option("--output", "-o", help="Output folder for <name>_seg.nii.gz masks.")],
     weights: Annotated[
@@ -287,6 +290,12 @@ def infer_command(
         float | None,
         typer.Option(help="GB of memory a scan may need; larger scans are refused (default: the memory available)."),
     ] = None,
+    ignore_modality: Annotated[
+        bool,
+        typer.Option(
+            "--ignore-modality", help="Segment scans whose DICOM modality is not the bundle's (refused by default)."
+        ),
+    ] = False,
     trust: TrustOpt = False,
 ) -> None:
     """Segment scans; writes OUTDIR/<name>_seg.nii.gz (uint8, on the scan's own grid) and more.
@@ -319,7 +328,12 @@ def infer_command(
             progress=lambda done: bar.update(done - bar.n),
             extras=not masks_only,
             max_memory=None if max_memory is None else int(max_memory * 1e9),
+            ignore_modality=ignore_modality,
         )
+    if ignore_modality:
+        typer.echo("warning: --ignore-modality: scans are segmented whatever modality their files record", err=True)
+    for warning in report.warnings:
+        typer.echo(f"warning: {warning}", err=True)
     for mask in report.written:
         typer.echo(f"wrote {mask}")
     if report.written and not masks_only:
@@ -407,6 +421,10 @@ def _main(
 def main() -> None:
     """Console entry point: run the app, turning medseg errors into one line and exit status 1."""
     debug = "--debug" in sys.argv[1:]
+    if not debug:
+        from medseg.quiet import quiet_libraries
+
+        quiet_libraries()
     try:
         status = app(standalone_mode=False)  # a command's typer.Exit(code) comes back as its code
     except MedsegError as error:

@@ -19,7 +19,7 @@ from medseg.errors import MedsegError
 from medseg.inference.outputs import focus_voxel, write_case_outputs, write_run_outputs
 from medseg.io.nifti import write_nifti
 from medseg.io.overlay import radiological_views, window
-from medseg.io.paths import CaseFiles
+from medseg.io.paths import CaseFiles, ScanInput
 from medseg.io.slicer_script import SlicerCase, find_cases, slicer_snippet
 from medseg.lesions import measure
 
@@ -56,9 +56,8 @@ def outdir(tmp_path_factory, ct_bundle_files):
         write_nifti(folder / "scans" / f"{name}.nii.gz", scan, affine)
         files = CaseFiles(folder, name)
         write_nifti(files.mask, mask, affine)
-        write_case_outputs(
-            ct_bundle_files, folder / "scans" / f"{name}.nii.gz", folder / "scans" / f"{name}.nii.gz", files
-        )
+        scan_file = folder / "scans" / f"{name}.nii.gz"
+        write_case_outputs(ct_bundle_files, ScanInput(scan_file, scan_file), files)
         cases.append(files)
     write_run_outputs(ct_bundle_files, folder, cases)
     return folder
@@ -68,7 +67,7 @@ def test_case_stats(outdir):
     for name in ("ras", "lps"):
         stats = json.loads((outdir / f"{name}_stats.json").read_text())
         assert stats["scan"] == str((outdir / "scans" / f"{name}.nii.gz").resolve())
-        assert (stats["bundle"], stats["modality"]) == ("ct_liver_tumour_3d", "CT")
+        assert (stats["bundle"], stats["modality"]) == ("ct_liver_tumour_3d", None)  # NIfTI records no modality
         liver, tumour = stats["labels"]
         assert (liver["label"], tumour["label"], tumour["lesion_count"]) == ("liver", "tumour", 1)
         assert "lesion_count" not in liver
@@ -196,7 +195,8 @@ def test_find_cases_from_records_or_scan_dir(outdir, tmp_path):
 def test_a_dicom_folder_is_loaded_from_its_first_slice(tmp_path, monkeypatch):
     series = tmp_path / "patient_1"
     series.mkdir()
-    monkeypatch.setattr("medseg.io.dicom.series_files", lambda folder: (str(folder / "b.dcm"), str(folder / "a.dcm")))
+    found = types.SimpleNamespace(files=(str(series / "b.dcm"), str(series / "a.dcm")))
+    monkeypatch.setattr("medseg.io.dicom.find_image", lambda folder: found)
     code = slicer_snippet([SlicerCase(series, tmp_path / "patient_1.seg.nrrd")])
     assert _run_snippet(code)[0] == ("volume", str(series / "b.dcm"))
 
@@ -239,7 +239,9 @@ def test_four_channel_mri_case(tmp_path):
     write_nifti(tmp_path / "brain.nii.gz", scan.astype(np.float32), affine)
     files = CaseFiles(tmp_path, "brain")
     write_nifti(files.mask, mask, affine)
-    write_case_outputs(find_bundle("mri_brain_tumour_3d"), tmp_path / "brain.nii.gz", tmp_path / "brain.nii.gz", files)
+    write_case_outputs(
+        find_bundle("mri_brain_tumour_3d"), ScanInput(tmp_path / "brain.nii.gz", tmp_path / "brain.nii.gz", "MR"), files
+    )
     stats = json.loads(files.stats.read_text())
     assert [(e["value"], e["volume_ml"] > 0) for e in stats["labels"]] == [(1, False), (2, True), (4, True)]
     assert stats["lesions"] == [] and stats["burden"] == [] and stats["modality"] == "MR"

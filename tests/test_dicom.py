@@ -189,14 +189,14 @@ def test_slice_of_another_size(tmp_path):
     assert_one_line_error(error, folder, "cannot read the DICOM series")
 
 
-def test_colour_series(tmp_path):
+def test_colour_pictures_are_refused_as_secondary_capture(tmp_path):
     rgb = np.zeros((3, 8, 10, 3), np.uint8)
     image = sitk.GetImageFromArray(rgb, isVector=True)
     for index in range(3):
         write_slice(tmp_path / f"{index}.dcm", image[:, :, index : index + 1], "1.2.3.4", index + 1, ct=False)
     with pytest.raises(MedsegError) as error:
         series_to_nifti(tmp_path, tmp_path / "out.nii.gz")
-    assert_one_line_error(error, tmp_path, "3 values per voxel")
+    assert_one_line_error(error, tmp_path, "holds a secondary capture (a picture, not a scan) (3 files)")
 
 
 @pytest.fixture()
@@ -247,5 +247,5 @@ def test_two_folders_with_the_same_name(tmp_path, scratch, ct_bundle):
 def test_scan_errors_name_the_folder(tmp_path, scratch):
     folder = write_series(tmp_path / "series", ct_volume(FLIPPED))
     with pytest.raises(MedsegError) as error:
-        predict._checked_scan(folder, tmp_path, find_bundle("mri_brain_tumour_3d"), 2**40)
+        predict._checked_scan(folder, tmp_path, find_bundle("mri_brain_tumour_3d"), 2**40, ignore_modality=True)
     assert_one_line_error(error, folder, "expected 4 channels")

@@ -21,22 +21,38 @@ def test_scans(small_ct):
     return sorted((small_ct / "imagesTs").glob("*.nii.gz"))
 
 
-@pytest.fixture(scope="module")
-def one_case_fails(tmp_path_factory, tiny_run, test_scans):
-    """A run whose second case fails while drawing its overlay (after its mask and .seg.nrrd were written)."""
+def _run_failing_for_one(tmp_path_factory, tiny_run, test_scans, writer: str, message: str):
+    """Segment ``test_scans`` with ``outputs.<writer>`` raising ``message`` for the second scan only."""
     failing = test_scans[1].name.removesuffix(".nii.gz")
-    draw = outputs.write_overlay
+    write = getattr(outputs, writer)
 
     def fail_for_one(path, *args, **kwargs):
         if path.name.startswith(failing):
-            raise RuntimeError("no pictures today")
-        return draw(path, *args, **kwargs)
+            raise RuntimeError(message)
+        return write(path, *args, **kwargs)
 
     with pytest.MonkeyPatch.context() as patch:
-        patch.setattr(outputs, "write_overlay", fail_for_one)
+        patch.setattr(outputs, writer, fail_for_one)
         output = tmp_path_factory.mktemp("infer_outputs")
         report = segment_report(tiny_run.bundle, test_scans, output, device="cpu")
     return report, output, failing
+
+
+@pytest.fixture(scope="module")
+def one_case_fails(tmp_path_factory, tiny_run, test_scans):
+    """A run whose second case fails while writing its Slicer segmentation (after its mask was written)."""
+    return _run_failing_for_one(tmp_path_factory, tiny_run, test_scans, "write_seg_nrrd", "no pictures today")
+
+
+def test_an_overlay_that_fails_costs_only_itself(tmp_path_factory, tiny_run, test_scans):
+    report, output, failing = _run_failing_for_one(tmp_path_factory, tiny_run, test_scans, "write_overlay", "no ink")
+    assert report.failed == [] and len(report.written) == 2
+    assert [w for w in report.warnings if "skipped" in w] == [f"{test_scans[1]}: overlay skipped: RuntimeError: no ink"]
+    files = CaseFiles(output, failing)
+    assert not files.overlay.exists()
+    assert all(getattr(files, name).is_file() for name in ("mask", "segmentation", "stats"))
+    assert "overlay skipped: RuntimeError: no ink" in json.loads(files.stats.read_text())["warnings"]
+    assert "warning: overlay skipped: RuntimeError: no ink" in (output / "report.html").read_text()
 
 
 def test_a_failing_case_leaves_nothing_and_is_reported(one_case_fails, test_scans):

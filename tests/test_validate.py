@@ -154,3 +154,39 @@ def test_training_refuses_a_dataset_with_errors(msd, ct_bundle, tmp_path):
         train(ct_bundle, msd, output=tmp_path / "run", device="cpu", say=said.append)
     assert said == [f"error: {msd / 'labelsTr' / 'case1.nii.gz'}: label values [9] are not in the label set [0, 1, 2]"]
     assert not (tmp_path / "run").exists()
+
+
+def test_an_image_given_as_its_own_label_map_is_refused_in_one_line(tmp_path, small_ct):
+    """No label set declared: a label map still holds a few non-negative whole numbers."""
+    cases = [
+        (case_id, image, image.astype(np.int16), affine)
+        for case_id, image, _, affine in datasets.tiny_cases(small_ct, 2)
+    ]
+    root = datasets.folder_pairs(tmp_path / "pairs", cases)
+    problems = problems_of(root)
+    assert [(name, check, severity) for name, check, _, severity in problems] == [
+        (f"case{index}_seg.nii.gz", "label values", "error") for index in range(2)
+    ]
+    for _, _, message, _ in problems:
+        assert "distinct values [-" in message and ", ...] (" in message and "an image rather than labels?" in message
+    result = subprocess.run(
+        [sys.executable, "-m", "medseg", "check-dataset", str(root)], capture_output=True, text=True
+    )
+    assert result.returncode == 1
+    assert len(result.stdout.splitlines()) < 30, result.stdout[:2000]
+
+
+def test_negative_values_and_long_value_lists_are_one_short_line(msd):
+    rewrite(msd / "labelsTr" / "case1.nii.gz", transform_data=lambda d: np.where(d == 2, -3, d.astype(np.int16)))
+    assert problems_of(msd) == [
+        ("case1.nii.gz", "label values", "label values must be non-negative whole numbers; found [-3]", "error")
+    ]
+    rewrite(
+        msd / "labelsTr" / "case1.nii.gz",
+        transform_data=lambda d: np.arange(d.size).reshape(d.shape) % 40,
+        dtype=np.int16,
+    )
+    [(_, _, message, _)] = problems_of(msd)
+    assert (
+        message == "label values [3, 4, 5, 6, 7, 8, 9, 10, 11, 12, ...] (37 values) are not in the label set [0, 1, 2]"
+    )

@@ -29,6 +29,11 @@ from medseg.memory import available_memory
 GRID_TOLERANCE_MM = 1e-3
 DIRECTION_TOLERANCE = 1e-4
 FOREGROUND_SAMPLES = 10_000
+# A label map with more distinct values than this is an image, whatever its data type.
+MAX_LABEL_VALUES = 256
+LISTED_VALUES = 10  # values named in one problem line; the rest are counted
+# What nibabel loads from a .nii file that is not a volume, in words.
+NOT_VOLUMES = {"Cifti2Image": "a CIFTI-2 file (data on brain surfaces and grey-ordinates)"}
 READ_ERRORS = (
     OSError,
     EOFError,
@@ -59,14 +64,22 @@ class ScanInfo:
 
 
 def _open(path: Path) -> nib.Nifti1Image:
-    """``nib.load``, without nibabel's log lines about headers it repairs: medseg reports the problem itself."""
+    """``nib.load``, without nibabel's log lines about headers it repairs: medseg reports the problem itself.
+
+    Raises:
+        MedsegError: the file is a NIfTI container of something that is not a volume (CIFTI-2).
+    """
     logger = nib.imageglobals.logger
     level = logger.level
     logger.setLevel(logging.CRITICAL)
     try:
-        return nib.load(path)
+        image = nib.load(path)
     finally:
         logger.setLevel(level)
+    if not isinstance(image, nib.Nifti1Image):  # nibabel's NIfTI-2 images are Nifti1Image subclasses
+        kind = NOT_VOLUMES.get(type(image).__name__, f"a {type(image).__name__} file")
+        raise MedsegError(f"is {kind}, not a volume scan", path)
+    return image
 
 
 def _load(path: Path) -> tuple[nib.Nifti1Image, np.ndarray]:
@@ -258,18 +271,31 @@ def _read_image(case: Case, channels: int | None) -> tuple[np.ndarray, np.ndarra
     return np.concatenate(arrays, axis=3), affine, shape
 
 
+def _listed(values: Sequence[int]) -> str:
+    """Values as ``[a, b, c]``, cut after :data:`LISTED_VALUES` with the count: one line whatever the list."""
+    shown = ", ".join(map(str, values[:LISTED_VALUES]))
+    return f"[{shown}]" if len(values) <= LISTED_VALUES else f"[{shown}, ...] ({len(values)} values)"
+
+
 def _label_problems(label: np.ndarray, path: Path, allowed: set[int] | None) -> list[Problem]:
+    """A label map holds a few non-negative whole numbers (those of the label set, when there is one)."""
     problems = []
     if np.issubdtype(label.dtype, np.floating):
         if not np.isfinite(label).all():
             return [Problem(path, "non-finite", "label contains NaN or infinite values")]
         if not np.array_equal(label, np.round(label)):
             return [Problem(path, "label values", "label values are not integers")]
-    values = {int(v) for v in np.unique(label)}
-    if allowed is not None and (unknown := sorted(values - allowed)):
-        message = f"label values {unknown} are not in the label set {sorted(allowed)}"
+    values = sorted(int(v) for v in np.unique(label))
+    if len(values) > MAX_LABEL_VALUES:
+        message = f"label map has {len(values)} distinct values {_listed(values)}: an image rather than labels?"
+        return [Problem(path, "label values", message)]
+    if negative := [v for v in values if v < 0]:
+        message = f"label values must be non-negative whole numbers; found {_listed(negative)}"
+        return [Problem(path, "label values", message)]
+    if allowed is not None and (unknown := sorted(set(values) - allowed)):
+        message = f"label values {_listed(unknown)} are not in the label set {_listed(sorted(allowed))}"
         problems.append(Problem(path, "label values", message))
-    if values <= {0}:
+    if set(values) <= {0}:
         problems.append(Problem(path, "empty label", "label has no foreground voxels", "warning"))
     return problems
 

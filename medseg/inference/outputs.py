@@ -11,7 +11,7 @@ staging folder and moves them into OUTDIR together, mask last.
 from __future__ import annotations
 
 import os
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 
 import nibabel as nib
@@ -19,12 +19,14 @@ import numpy as np
 from scipy import ndimage
 
 from medseg.bundles import Bundle
+from medseg.errors import MedsegError
+from medseg.inference.plausibility import mask_warnings, scan_warnings, volume_ranges
 from medseg.io.atomic import write_text
 from medseg.io.color_table import write_color_table
 from medseg.io.dicom_seg import dicom_seg_available, write_dicom_seg
 from medseg.io.html_report import write_report
 from medseg.io.overlay import write_overlay
-from medseg.io.paths import REPORT_PAGE, STATS_TABLE, CaseFiles, color_table_path
+from medseg.io.paths import REPORT_PAGE, SLICER_SCRIPT, STATS_TABLE, CaseFiles, ScanInput, color_table_path
 from medseg.io.seg_nrrd import write_seg_nrrd
 from medseg.io.slicer_script import SlicerCase, write_slicer_script
 from medseg.io.stats import case_stats, read_case_stats, stats_table, write_case_stats
@@ -54,34 +56,59 @@ def _scan_intensities(scan: Path) -> np.ndarray:
     return data if data.ndim == 3 else data[..., 0]
 
 
-def write_case_outputs(bundle: Bundle, source: Path, scan: Path, files: CaseFiles) -> None:
+def _optional(what: str, write: Callable[[], object]) -> list[str]:
+    """Make an optional output; if it cannot be made, return the one warning that says so instead of failing."""
+    try:
+        write()
+    except Exception as error:  # an optional output must cost only itself, whatever stopped it
+        reason = error.problem if isinstance(error, MedsegError) else f"{type(error).__name__}: {error}"
+        return [f"{what} skipped: {(reason.strip().splitlines() or [''])[0][:300]}"]
+    return []
+
+
+def _is_three_d(bundle: Bundle) -> bool:
+    image = bundle.metadata.get("network_data_format", {}).get("inputs", {}).get("image", {})
+    return len(image.get("spatial_shape", [0, 0, 0])) == 3
+
+
+def write_case_outputs(bundle: Bundle, scan: ScanInput, files: CaseFiles) -> list[str]:
     """Write the Slicer segmentation, statistics, overlay (and DICOM SEG) of the case whose mask is ``files.mask``.
+
+    The Slicer segmentation and statistics must be written; the overlay and DICOM SEG are optional:
+    when one cannot be made, a warning says why and the rest is written.
 
     Args:
         bundle: the bundle that made the mask (labels, colours, terminology, label rules, modality).
-        source: the input as given (NIfTI file or DICOM series folder); recorded in the statistics.
-        scan: the NIfTI the mask was made from (``source``, or its conversion), on the mask's grid.
+        scan: the input as given (recorded in the statistics) and the NIfTI the mask was made from.
         files: where the case's files go; ``files.mask`` must exist.
+
+    Returns:
+        The case's warnings (also recorded in its statistics): implausible content, skipped outputs.
     """
     header = nib.load(files.mask)
     mask, affine = np.asarray(header.dataobj), header.affine
     labels = bundle.labels
     write_seg_nrrd(files.segmentation, mask, affine, labels)
-    if source.is_dir() and dicom_seg_available():
-        write_dicom_seg(files.dicom_seg, mask, source, bundle)
     values = [label.value for label in labels if label.value]
     quantities = measure(mask, affine, values, bundle.label_rules.get("inside", {}))
-    write_case_stats(files.stats, case_stats(files.name, source, bundle.name, bundle.modality, labels, quantities))
-    write_overlay(
-        files.overlay,
-        _scan_intensities(scan),
-        mask,
-        affine,
-        focus=focus_voxel(mask, quantities),
-        labels=labels,
-        modality=bundle.modality,
-        title=f"{files.name} ({bundle.name})",
+    intensities = _scan_intensities(scan.path)
+    warnings = scan_warnings(intensities, bundle.modality, three_d=_is_three_d(bundle))
+    warnings += mask_warnings(quantities.volumes_ml, labels, volume_ranges(bundle))
+    title = f"{files.name} ({bundle.name})"
+    focus = focus_voxel(mask, quantities)
+    warnings += _optional(
+        "overlay",
+        lambda: write_overlay(
+            files.overlay, intensities, mask, affine, focus=focus, labels=labels, modality=bundle.modality, title=title
+        ),
     )
+    if scan.source.is_dir() and dicom_seg_available():
+        warnings += _optional("DICOM SEG", lambda: write_dicom_seg(files.dicom_seg, mask, scan.source, bundle))
+    stats = case_stats(
+        files.name, scan.source, bundle.name, labels, quantities, modality=scan.modality, warnings=warnings
+    )
+    write_case_stats(files.stats, stats)
+    return warnings
 
 
 def publish_case(staged: CaseFiles, output_dir: Path) -> Path:
@@ -100,12 +127,19 @@ def publish_case(staged: CaseFiles, output_dir: Path) -> Path:
     return target.mask
 
 
-def write_run_outputs(bundle: Bundle, output_dir: Path, cases: Sequence[CaseFiles]) -> None:
-    """Write ``stats.csv``, ``report.html``, the colour table and ``open_in_slicer.py`` for ``cases``."""
+def write_run_outputs(bundle: Bundle, output_dir: Path, cases: Sequence[CaseFiles]) -> list[str]:
+    """Write ``stats.csv``, ``report.html``, the colour table and ``open_in_slicer.py`` for ``cases``.
+
+    Returns:
+        Warnings for the optional files (report, Slicer snippet) that could not be made.
+    """
     stats = [read_case_stats(files.stats) for files in cases]
     write_text(output_dir / STATS_TABLE, stats_table(stats))
-    write_report(output_dir / REPORT_PAGE, stats, [files.overlay for files in cases], f"medseg: {bundle.name}")
     write_color_table(color_table_path(output_dir, bundle.name), bundle.labels)
-    write_slicer_script(
-        output_dir, [SlicerCase(Path(s["scan"]), files.segmentation) for s, files in zip(stats, cases, strict=True)]
-    )
+    overlays = [files.overlay for files in cases]
+    slicer_cases = [SlicerCase(Path(s["scan"]), files.segmentation) for s, files in zip(stats, cases, strict=True)]
+    title = f"medseg: {bundle.name}"
+    return [
+        *_optional(REPORT_PAGE, lambda: write_report(output_dir / REPORT_PAGE, stats, overlays, title)),
+        *_optional(SLICER_SCRIPT, lambda: write_slicer_script(output_dir, slicer_cases)),
+    ]

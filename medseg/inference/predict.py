@@ -5,12 +5,14 @@ path (:mod:`medseg.inference.options`) replaces the inferer and the inversion st
 ``stock`` keeps the bundle's recipe whole. The writer is always
 :class:`medseg.io.mask_writer.SaveMaskd` (uint8, the source's exact grid, atomic).
 
-Scans are checked up front (header, dimensions, truncation) and then segmented one at a time. A
-scan that fails is reported and skipped; the others are finished. Each mask, and with ``extras`` its
+Scans are checked up front (what the file is, its modality, header, dimensions, truncation, voxel
+size) and then segmented one at a time. A scan that fails, whatever the error, is reported in one
+line and skipped; the others are finished. An optional output that cannot be made (overlay, DICOM
+SEG, report) costs only itself: a warning says why. Each mask, and with ``extras`` its
 Slicer segmentation, statistics and overlay (:mod:`medseg.inference.outputs`), is written to a staging
 folder and moved into place when all of its scan's files are done, so no half-written file and no
 partial set of files is ever left. The run's table, report, colour table and Slicer snippet follow at
-the end. A DICOM series folder is first converted to a temporary NIfTI on the series' grid.
+the end. A DICOM folder (or multi-frame file) is first converted to a temporary NIfTI on its grid.
 """
 
 from __future__ import annotations
@@ -29,18 +31,21 @@ from medseg.errors import MedsegError
 from medseg.inference.memory import check_memory
 from medseg.inference.options import InferenceOptions, inference_overrides
 from medseg.inference.outputs import publish_case, write_case_outputs, write_run_outputs
-from medseg.io.dicom import series_to_nifti
-from medseg.io.paths import CaseFiles, nifti_stem, scan_name
+from medseg.inference.plausibility import check_spacing
+from medseg.io.dicom import find_image, image_to_nifti
+from medseg.io.dicom_objects import MODALITY_WORDS
+from medseg.io.paths import CaseFiles, ScanInput, is_nifti, nifti_stem, scan_name
 from medseg.memory import available_memory
 from medseg.weights import check_weights
 
 
 @dataclass
 class SegmentReport:
-    """What a run produced: masks written, and one error per scan that failed."""
+    """What a run produced: masks written, one error per scan that failed, and warnings (``file: problem``)."""
 
     written: list[Path] = field(default_factory=list)
     failed: list[MedsegError] = field(default_factory=list)
+    warnings: list[str] = field(default_factory=list)
 
 
 def _unique_names(paths: Sequence[Path]) -> None:
@@ -52,21 +57,43 @@ def _unique_names(paths: Sequence[Path]) -> None:
         seen[name] = path
 
 
-def _checked_scan(source: Path, scratch: Path, bundle: Bundle, budget: int) -> Path:
-    """Check ``source`` and return it, or for a DICOM series folder its NIfTI written into ``scratch``.
+def _as_nifti(source: Path, scratch: Path) -> tuple[Path, str | None]:
+    """``source`` as a NIfTI file and the modality its file records: a DICOM image is converted into ``scratch``."""
+    if is_nifti(source) or not source.exists():
+        return source, None
+    image = find_image(source)
+    return image_to_nifti(image, scratch / f"{scan_name(source)}.nii.gz"), image.modality
 
-    Checked: the header (:func:`check_scan_header`), the memory the scan needs
-    (:func:`check_memory`), then the voxels of a floating-point scan (NaN or infinite values).
-    Errors name ``source``, never the converted file.
+
+def _check_modality(found: str | None, bundle: Bundle, source: Path) -> None:
+    """Refuse a scan whose file names a modality other than the bundle's."""
+    if found is not None and found != bundle.modality:
+        raise MedsegError(
+            f"is {MODALITY_WORDS.get(found, found)} scan; bundle {bundle.name} segments {bundle.modality} "
+            "(--ignore-modality runs it anyway)",
+            source,
+        )
+
+
+def _checked_scan(source: Path, scratch: Path, bundle: Bundle, budget: int, ignore_modality: bool) -> ScanInput:
+    """Check ``source`` and return it as a NIfTI scan (a DICOM image is converted into ``scratch``).
+
+    Checked: what the file is (a DICOM folder must hold one CT, MR or PET image), its modality
+    against the bundle's, the header (:func:`check_scan_header`), the voxel size, the memory the scan
+    needs (:func:`check_memory`), then the voxels of a floating-point scan (NaN or infinite values).
+    Any failure becomes one error that names ``source``, never the converted file.
     """
     try:
-        scan = series_to_nifti(source, scratch / f"{scan_name(source)}.nii.gz") if source.is_dir() else source
+        scan, modality = _as_nifti(source, scratch)
+        if not ignore_modality:
+            _check_modality(modality, bundle, source)
         info = check_scan_header(scan, channels=bundle.input_channels)
+        check_spacing(info.affine, source)
         check_memory(info, bundle, budget)
         check_finite_voxels(info.path)
-    except MedsegError as error:
-        raise MedsegError(error.problem, source) from None
-    return info.path
+    except Exception as error:  # a library's own exception from an odd file is that file's one line too
+        raise _as_user_error(error, source) from None
+    return ScanInput(source, info.path, modality)
 
 
 def _root_cause(error: BaseException) -> BaseException:
@@ -107,6 +134,7 @@ def segment_report(
     progress: Callable[[int], None] | None = None,
     extras: bool = True,
     max_memory: int | None = None,
+    ignore_modality: bool = False,
 ) -> SegmentReport:
     """Segment scans, skipping (and reporting) those that fail.
 
@@ -125,6 +153,8 @@ def segment_report(
             ``stats.csv``, ``report.html``, colour table and ``open_in_slicer.py``; False writes masks only.
         max_memory: bytes a scan may need (:func:`medseg.inference.memory.inference_bytes`); a scan
             that needs more is refused before work starts. Default: the memory available now.
+        ignore_modality: segment a scan whose file names another modality than the bundle's (DICOM
+            records it; NIfTI does not) instead of refusing it.
 
     Raises:
         MedsegError: for unusable weights, options or duplicate output names (before any work).
@@ -147,7 +177,7 @@ def segment_report(
         scans = []
         for source in sources:  # every input is checked before any work starts
             try:
-                scans.append((source, _checked_scan(source, Path(scratch), bundle, budget)))
+                scans.append(_checked_scan(source, Path(scratch), bundle, budget, ignore_modality))
             except MedsegError as error:
                 report.failed.append(error)
         if scans:
@@ -159,14 +189,14 @@ def segment_report(
 
 def _run_scans(
     bundle: Bundle,
-    scans: list[tuple[Path, Path]],
+    scans: list[ScanInput],
     output: Path,
     config: dict[str, Any],
     report: SegmentReport,
     progress: Callable[[int], None] | None,
     extras: bool,
 ) -> None:
-    """Segment checked ``(source, nifti)`` pairs one by one into ``output``; failures go to ``report``."""
+    """Segment checked scans one by one into ``output``; failures and warnings go to ``report``."""
     created = not output.exists()
     output.mkdir(parents=True, exist_ok=True)
     staging = Path(tempfile.mkdtemp(prefix=".medseg-staging-", dir=output))
@@ -174,22 +204,23 @@ def _run_scans(
     config = {**config, "writer": writer}
     try:
         workflow = load_workflow(bundle, ["inference"], workflow_type="infer", overrides=config, quiet=True)
-        for done, (source, scan) in enumerate(scans, start=1):
+        for done, scan in enumerate(scans, start=1):
             try:
-                workflow.parser["dataset#data"] = [{"image": str(scan.resolve())}]
+                workflow.parser["dataset#data"] = [{"image": str(scan.path.resolve())}]
                 workflow.initialize()
                 workflow.run()
-                staged = CaseFiles(staging, nifti_stem(scan))
-                if extras:
-                    write_case_outputs(bundle, source, scan, staged)
+                staged = CaseFiles(staging, nifti_stem(scan.path))
+                warnings = write_case_outputs(bundle, scan, staged) if extras else []
                 report.written.append(publish_case(staged, output))
+                report.warnings += [f"{scan.source}: {warning}" for warning in warnings]
             except Exception as error:  # one scan's failure must not stop the others
-                report.failed.append(_as_user_error(error, source))
+                report.failed.append(_as_user_error(error, scan.source))
             if progress is not None:
                 progress(done)
         workflow.finalize()
         if extras and report.written:
-            write_run_outputs(bundle, output, [CaseFiles.of_mask(mask) for mask in report.written])
+            cases = [CaseFiles.of_mask(mask) for mask in report.written]
+            report.warnings += [f"{output}: {warning}" for warning in write_run_outputs(bundle, output, cases)]
     finally:
         shutil.rmtree(staging, ignore_errors=True)
         if created and not report.written and output.is_dir() and not any(output.iterdir()):

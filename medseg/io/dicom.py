@@ -1,9 +1,12 @@
-"""Read a DICOM series folder into a NIfTI file on the series' own voxel grid.
+"""Read the image in a DICOM folder into a NIfTI file on the image's own voxel grid.
 
-SimpleITK (GDCM) finds, sorts and reads the slices and applies the rescale slope and intercept,
-so CT values come out in HU. SimpleITK works in LPS physical space and ``(Z, Y, X)`` arrays;
-NIfTI affines map ``(X, Y, Z)`` voxels to RAS. :func:`ras_affine` and :func:`series_to_nifti`
-do that translation, so the NIfTI overlays the series exactly.
+:func:`find_image` picks the one CT, MR or PET image out of whatever else an export put beside
+it (:mod:`medseg.io.dicom_objects` says what each file is). For a series of slices SimpleITK
+(GDCM) finds, sorts and reads the slices and applies the rescale slope and intercept, so CT values
+come out in HU; an enhanced multi-frame image is read by :mod:`medseg.io.dicom_volume`.
+SimpleITK and DICOM work in LPS physical space, SimpleITK in ``(Z, Y, X)`` arrays; NIfTI affines map
+``(X, Y, Z)`` voxels to RAS. :func:`ras_affine` and :func:`image_to_nifti` do that translation, so the
+NIfTI overlays the scan exactly.
 """
 
 from __future__ import annotations
@@ -13,12 +16,15 @@ import os
 import sys
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 import SimpleITK as sitk
 
 from medseg.errors import MedsegError
+from medseg.io.dicom_objects import DicomObject, describe, folder_objects, read_object
+from medseg.io.dicom_volume import read_volume
 from medseg.io.nifti import write_nifti
 from medseg.memory import available_memory, readable_size
 
@@ -51,21 +57,83 @@ def _itk_warnings_off() -> Iterator[None]:
         sitk.ProcessObject.SetGlobalWarningDisplay(shown)
 
 
-def series_files(folder: Path) -> tuple[str, ...]:
-    """The files of the one DICOM series in ``folder``, sorted by slice position.
+@dataclass(frozen=True)
+class DicomImage:
+    """The one image a DICOM folder (or multi-frame file) holds.
 
-    Raises:
-        MedsegError: the folder holds no DICOM series, or more than one.
+    Args:
+        source: the folder or file given.
+        files: the slice files sorted by position, or the one multi-frame file.
+        first: the first file's header description (kind, modality).
     """
+
+    source: Path
+    files: tuple[str, ...]
+    first: DicomObject
+
+    @property
+    def modality(self) -> str:
+        """``CT``, ``MR`` or ``PT``, from the SOP class (the Modality element where it says more)."""
+        return self.first.scan_modality or self.first.modality or "unknown"
+
+
+def _gdcm_series(folder: Path) -> dict[str, tuple[str, ...]]:
+    """Files of each series GDCM finds in ``folder`` (objects with pixel data), sorted by position."""
     with _itk_warnings_off():
         series_ids = sitk.ImageSeriesReader.GetGDCMSeriesIDs(str(folder))
-        files = {uid: sitk.ImageSeriesReader.GetGDCMSeriesFileNames(str(folder), uid) for uid in series_ids}
-    if not files:
-        raise MedsegError("no DICOM series found in this folder", folder)
-    if len(files) > 1:
-        listing = ", ".join(f"{uid} ({len(names)} files)" for uid, names in files.items())
-        raise MedsegError(f"holds {len(files)} DICOM series: {listing}; pass one series per folder", folder)
-    return next(iter(files.values()))
+        return {uid: sitk.ImageSeriesReader.GetGDCMSeriesFileNames(str(folder), uid) for uid in series_ids}
+
+
+def find_image(source: Path) -> DicomImage:
+    """The one CT, MR or PET image in a DICOM folder, or in a multi-frame DICOM file.
+
+    Objects that are not images (RT dose, structure sets, reports, DICOM SEG...) beside one image
+    series are ignored; alone, they are refused saying what they are.
+
+    Raises:
+        MedsegError: no image, several image series, or a single slice file given for a series.
+    """
+    if source.is_file():
+        found = read_object(source)
+        if found is None:
+            raise MedsegError("not a NIfTI or DICOM file", source)
+        if found.is_slice:
+            raise MedsegError(f"is {found.kind}; pass the folder that holds its series", source)
+        if not found.is_volume:
+            raise MedsegError(f"is {found.kind}, not an image series", source)
+        return DicomImage(source, (str(source),), found)
+    series = {}
+    for uid, files in _gdcm_series(source).items():
+        first = read_object(Path(files[0]))
+        if first is not None and (first.is_slice or first.is_volume):
+            series[uid] = (files, first)
+    if not series:
+        objects = folder_objects(source)
+        if not objects:
+            raise MedsegError("no DICOM series found in this folder (it holds no DICOM files)", source)
+        if any(found.is_slice or found.is_volume for found in objects):
+            problem = f"holds {describe(objects)} whose pixel data cannot be read (truncated or damaged?)"
+            raise MedsegError(f"cannot read the DICOM series: it {problem}", source)
+        raise MedsegError(f"holds {describe(objects)}, not an image series", source)
+    if len(series) > 1:
+        listing = ", ".join(f"{uid} ({len(files)} files)" for uid, (files, _) in series.items())
+        raise MedsegError(f"holds {len(series)} DICOM series: {listing}; pass one series per folder", source)
+    files, first = next(iter(series.values()))
+    if first.is_volume and len(files) > 1:
+        raise MedsegError(f"holds {len(files)} multi-frame images of one series; pass one per folder", source)
+    return DicomImage(source, files, first)
+
+
+def series_files(folder: Path) -> tuple[str, ...]:
+    """The slice files of the one DICOM image series in ``folder``, sorted by slice position.
+
+    Raises:
+        MedsegError: see :func:`find_image`; also for a multi-frame image, which has no slice files.
+    """
+    image = find_image(folder)
+    if image.first.is_volume:
+        raise MedsegError(f"holds {image.first.kind}, not a series of slices", folder)
+    return image.files
 
 
 def _itk_reason(error: RuntimeError) -> str:
@@ -127,28 +195,46 @@ def _check_fits(files: Sequence[str], folder: Path) -> None:
         raise MedsegError(f"series would take {readable_size(size)}; {available}", folder)
 
 
+def _read_slices(image: DicomImage) -> sitk.Image:
+    """Read a series of single-frame slices as a 3D SimpleITK image (LPS, rescaled values).
+
+    A single slice is read as a volume one slice thick (ITK's series reader would make it 2D and
+    lose its orientation); its slice spacing is what SimpleITK reads for the file.
+    """
+    folder, files = image.source, image.files
+    _check_fits(files, folder)
+    reader: sitk.ImageSeriesReader | sitk.ImageFileReader
+    if len(files) == 1:
+        reader = sitk.ImageFileReader()
+        reader.SetFileName(files[0])
+    else:
+        reader = sitk.ImageSeriesReader()
+        reader.SetFileNames(files)
+        reader.MetaDataDictionaryArrayUpdateOn()
+    try:
+        with _itk_warnings_off():
+            volume = reader.Execute()
+    except RuntimeError as error:
+        raise MedsegError(f"cannot read the DICOM series ({_itk_reason(error)})", folder) from None
+    if volume.GetNumberOfComponentsPerPixel() != 1:
+        components = volume.GetNumberOfComponentsPerPixel()
+        raise MedsegError(f"has {components} values per voxel (colour?); expected a grey-scale scan", folder)
+    if isinstance(reader, sitk.ImageSeriesReader):
+        _check_slice_positions(reader, volume, folder)
+    return volume
+
+
 def read_series(folder: Path) -> sitk.Image:
-    """Read the one DICOM series in ``folder`` as a 3D grey-scale SimpleITK image (LPS, rescaled values).
+    """Read the one DICOM series of slices in ``folder`` as a 3D grey-scale SimpleITK image (LPS, rescaled values).
 
     Raises:
         MedsegError: no series or several, unreadable or inconsistent slices, uneven slice
             positions, or more than one value per voxel (colour).
     """
-    files = series_files(folder)
-    _check_fits(files, folder)
-    reader = sitk.ImageSeriesReader()
-    reader.SetFileNames(files)
-    reader.MetaDataDictionaryArrayUpdateOn()
-    try:
-        with _itk_warnings_off():
-            image = reader.Execute()
-    except RuntimeError as error:
-        raise MedsegError(f"cannot read the DICOM series ({_itk_reason(error)})", folder) from None
-    if image.GetNumberOfComponentsPerPixel() != 1:
-        components = image.GetNumberOfComponentsPerPixel()
-        raise MedsegError(f"has {components} values per voxel (colour?); expected a grey-scale scan", folder)
-    _check_slice_positions(reader, image, folder)
-    return image
+    image = find_image(folder)
+    if image.first.is_volume:
+        raise MedsegError(f"holds {image.first.kind}, not a series of slices", folder)
+    return _read_slices(image)
 
 
 def ras_affine(image: sitk.Image) -> np.ndarray:
@@ -164,20 +250,24 @@ def ras_affine(image: sitk.Image) -> np.ndarray:
     return affine
 
 
-def series_to_nifti(folder: str | Path, target: str | Path) -> Path:
-    """Write the DICOM series in ``folder`` as a NIfTI at ``target`` on exactly the series' grid.
-
-    Args:
-        folder: a folder holding one DICOM series (other files in it are ignored).
-        target: the ``.nii`` or ``.nii.gz`` file to write (atomically).
+def image_to_nifti(image: DicomImage, target: str | Path) -> Path:
+    """Write a DICOM image found by :func:`find_image` as a NIfTI at ``target``, on exactly its grid.
 
     Returns:
-        ``target``. Its data is ``(X, Y, Z)`` with the series' pixel type and rescaled values
-        (HU for CT); its qform and sform are :func:`ras_affine` of the series.
+        ``target``. Its data is ``(X, Y, Z)`` with rescaled values (HU for CT); its qform and sform
+        map voxels to RAS: :func:`ras_affine` of a series, the frames' own grid for a multi-frame image.
 
     Raises:
-        MedsegError: see :func:`read_series`.
+        MedsegError: see :func:`find_image`, :func:`read_series` and :func:`medseg.io.dicom_volume.read_volume`.
     """
-    image = read_series(Path(folder))
-    voxels = sitk.GetArrayFromImage(image).transpose(2, 1, 0)  # SimpleITK's (Z, Y, X) -> (X, Y, Z)
-    return write_nifti(target, voxels, ras_affine(image))
+    if image.first.is_volume:
+        voxels, lps_affine = read_volume(image.first)
+        return write_nifti(target, voxels, np.diag([*np.diag(LPS_TO_RAS), 1.0]) @ lps_affine)
+    volume = _read_slices(image)
+    voxels = sitk.GetArrayFromImage(volume).transpose(2, 1, 0)  # SimpleITK's (Z, Y, X) -> (X, Y, Z)
+    return write_nifti(target, voxels, ras_affine(volume))
+
+
+def series_to_nifti(folder: str | Path, target: str | Path) -> Path:
+    """Write the image in a DICOM folder (or multi-frame file) as a NIfTI at ``target``: :func:`image_to_nifti`."""
+    return image_to_nifti(find_image(Path(folder)), target)

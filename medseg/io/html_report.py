@@ -22,6 +22,7 @@ th:first-child, td:first-child { text-align: left; }
 th { background: #eee; }
 img { max-width: 100%; }
 .note { color: #666; font-size: 0.9em; }
+.warning { color: #a40; }
 """
 
 
@@ -40,7 +41,7 @@ def _burden_text(stats: dict[str, Any]) -> str:
 
 def _summary(cases: Sequence[dict[str, Any]]) -> str:
     names = [entry["label"] for entry in cases[0]["labels"]]
-    header = ["case", *(f"{name} (mL)" for name in names), "lesions", "largest diameter (mm)", "burden"]
+    header = ["case", *(f"{name} (mL)" for name in names), "lesions", "largest diameter (mm)", "burden", "warnings"]
     rows = []
     for stats in cases:
         lesions = stats["lesions"]
@@ -51,6 +52,7 @@ def _summary(cases: Sequence[dict[str, Any]]) -> str:
                 len(lesions) if stats["burden"] else "-",
                 f"{max(x['longest_axial_diameter_mm'] for x in lesions):.1f}" if lesions else "-",
                 _burden_text(stats) or "-",
+                len(stats.get("warnings", [])) or "-",
             ]
         )
     return _table(header, rows)
@@ -70,6 +72,7 @@ def _case_section(stats: dict[str, Any], overlay: Path | None) -> str:
         f"<h2>{escape(stats['case'])}</h2>",
         f'<p class="note">scan: {escape(stats["scan"])}</p>',
     ]
+    parts += [f'<p class="warning">warning: {escape(warning)}</p>' for warning in stats.get("warnings", [])]
     if lesion_rows:
         header = ["lesion", "label", "volume (mL)", "longest axial diameter (mm)", "centre (RAS, mm)"]
         parts.append(_table(header, lesion_rows))

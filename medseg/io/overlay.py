@@ -107,8 +107,15 @@ def _draw(axes: Axes, view: View, grey: tuple[float, float], labels: Sequence[La
     axes.imshow(view.image, cmap="gray", vmin=grey[0], vmax=grey[1], origin="lower", interpolation="nearest")
     for label in labels:
         inside = view.labels == label.value
-        if label.value and inside.any():
-            axes.contour(inside.astype(float), levels=[0.5], colors=[np.array(label.rgb) / 255], linewidths=1.2)
+        colour = np.array(label.rgb) / 255
+        if not (label.value and inside.any()):
+            continue
+        if min(inside.shape) >= 2:
+            axes.contour(inside.astype(float), levels=[0.5], colors=[colour], linewidths=1.2)
+        else:  # a view one voxel thin (a single-slice scan) has no outline: fill the label's voxels
+            filled = np.zeros((*inside.shape, 4))
+            filled[inside] = (*colour, 0.6)
+            axes.imshow(filled, origin="lower", interpolation="nearest")
     axes.set_aspect(view.aspect)
     axes.set_title(view.name, color="white", fontsize=10)
     for x, letter in zip((0.02, 0.98), view.edges, strict=True):

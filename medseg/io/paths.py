@@ -32,6 +32,21 @@ def scan_name(path: Path) -> str:
 
 
 @dataclass(frozen=True)
+class ScanInput:
+    """A scan as given and as segmented.
+
+    Args:
+        source: the input as given: a NIfTI file, a DICOM folder or a multi-frame DICOM file.
+        path: the NIfTI the bundle reads (``source``, or its conversion).
+        modality: the modality the file records (``CT``, ``MR``, ``PT``: DICOM), or None (NIfTI records none).
+    """
+
+    source: Path
+    path: Path
+    modality: str | None = None
+
+
+@dataclass(frozen=True)
 class CaseFiles:
     """Where the outputs of one scan named ``name`` go in ``output_dir``."""
 

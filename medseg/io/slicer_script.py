@@ -33,12 +33,12 @@ class SlicerCase:
 
 
 def _volume_file(scan: Path) -> Path:
-    """The file Slicer loads a scan from: the file itself, or a DICOM series folder's first slice."""
+    """The file Slicer loads a scan from: the file itself, or a DICOM folder's first slice (or multi-frame file)."""
     if not scan.is_dir():
         return scan
-    from medseg.io.dicom import series_files
+    from medseg.io.dicom import find_image
 
-    return Path(series_files(scan)[0])
+    return Path(find_image(scan).files[0])
 
 
 def _literal(path: Path) -> str:

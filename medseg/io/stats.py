@@ -28,6 +28,7 @@ CSV_COLUMNS = [
     "longest_axial_diameter_mm",
     "burden_percent",
     "burden_of",
+    "warnings",
 ]
 
 
@@ -55,7 +56,14 @@ def _burden_entry(burden: Burden, names: dict[int, str]) -> dict[str, Any]:
 
 
 def case_stats(
-    name: str, scan: Path, bundle: str, modality: str, labels: Sequence[Label], quantities: Quantities
+    name: str,
+    scan: Path,
+    bundle: str,
+    labels: Sequence[Label],
+    quantities: Quantities,
+    *,
+    modality: str | None = None,
+    warnings: Sequence[str] = (),
 ) -> dict[str, Any]:
     """The JSON-ready statistics of one case.
 
@@ -67,9 +75,11 @@ def case_stats(
         name: the case name (outputs are ``<name>_seg.nii.gz`` and so on).
         scan: the input the mask was made from (a NIfTI file or a DICOM series folder).
         bundle: the bundle's name.
-        modality: ``CT`` or ``MR``.
         labels: the bundle's labels.
         quantities: what :func:`medseg.lesions.measure` found in the mask (volumes of the foreground labels).
+        modality: the scan's modality as its file records it (``CT``, ``MR``, ``PT``: DICOM), or None
+            where the file records none (NIfTI); never the bundle's.
+        warnings: what looked wrong with the scan or its mask, and the optional outputs skipped.
     """
     names = {label.value: label.name for label in labels}
     lesion_values = {value for burden in quantities.burdens for value in burden.lesion_labels}
@@ -78,6 +88,7 @@ def case_stats(
         "scan": str(scan.resolve()),
         "bundle": bundle,
         "modality": modality,
+        "warnings": list(warnings),
         "labels": [_label_entry(label, quantities, lesion_values) for label in labels if label.value],
         "lesions": [
             {
@@ -121,6 +132,7 @@ def _rows(stats: dict[str, Any]) -> list[dict[str, Any]]:
     rows = []
     for entry in stats["labels"]:
         row = {"case": stats["case"], "label_value": entry["value"], "label": entry["label"]}
+        row["warnings"] = "; ".join(stats.get("warnings", []))
         row["volume_ml"] = entry["volume_ml"]
         if "lesion_count" in entry:
             lesions = [lesion for lesion in stats["lesions"] if lesion["value"] == entry["value"]]
