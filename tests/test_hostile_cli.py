@@ -68,7 +68,7 @@ def bad_scans(tmp_path_factory: pytest.TempPathFactory) -> dict[Path, str]:
         (folder / name).write_bytes(content)
         scans[folder / name] = problem
     nrrd.write(str(folder / "scan.nrrd"), np.zeros((4, 4, 4), np.int16))
-    scans[folder / "scan.nrrd"] = "not a NIfTI file"
+    scans[folder / "scan.nrrd"] = "not a NIfTI or DICOM file"
     return scans
 
 
