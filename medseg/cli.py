@@ -34,6 +34,7 @@ OverrideOpt = Annotated[
     ),
 ]
 INTERRUPTED = 130  # exit status after Ctrl-C: 128 + SIGINT
+DEBUG = "--debug"
 WEIGHTS_SUFFIXES = {".pt", ".pth", ".ckpt"}
 BundleArg = Annotated[str, typer.Argument(help="Bundle name (see `medseg bundles`) or path to a bundle folder.")]
 DeviceOpt = Annotated[str, typer.Option("--device", help="auto, cpu, cuda or cuda:N.")]
@@ -399,31 +400,36 @@ def demo_command(
 
 @app.callback()
 def _main(
-    debug: Annotated[bool, typer.Option("--debug", help="Show full tracebacks on errors.")] = False,
+    debug: Annotated[
+        bool, typer.Option("--debug", help="Show full tracebacks on errors (anywhere on the line).")
+    ] = False,
 ) -> None:
-    """Options that apply to every command (read in :func:`main`)."""
+    """Options that apply to every command (``--debug`` is read in :func:`main`)."""
+
+
+def _debug_first(args: list[str]) -> list[str]:
+    """``args`` with ``--debug`` moved to the front, where click accepts the app's options: it works anywhere."""
+    others = [arg for arg in args if arg != DEBUG]
+    return [DEBUG, *others] if len(others) < len(args) else others
 
 
 def main() -> None:
-    """Console entry point: run the app, turning medseg errors into one line and exit status 1."""
-    debug = "--debug" in sys.argv[1:]
+    """Console entry point: typer reports usage errors (exit 2); medseg errors become one line and exit 1."""
+    args = _debug_first(sys.argv[1:])
+    debug = DEBUG in args
     try:
-        status = app(standalone_mode=False)  # a command's typer.Exit(code) comes back as its code
+        app(args=args)  # standalone: typer prints usage errors and help, and exits with the command's status
+    except SystemExit as exited:
+        if exited.code == INTERRUPTED:  # typer turns Ctrl-C into this status; the command's own cleanup has run
+            typer.echo("interrupted", err=True)
+        raise
     except MedsegError as error:
         if debug:
             raise
         typer.echo(f"error: {error}", err=True)
         sys.exit(1)
-    except Exception as error:  # a usage error, or an unexpected failure deep in a library
-        import click
-
-        if isinstance(error, click.ClickException):
-            error.show()
-            sys.exit(error.exit_code)
+    except Exception as error:  # an unexpected failure deep in a library
         if debug:
             raise
         typer.echo(f"error: unexpected {type(error).__name__}: {error} (run with --debug for details)", err=True)
         sys.exit(1)
-    if status == INTERRUPTED:  # typer turns Ctrl-C into this status; the command's own cleanup has run
-        typer.echo("interrupted", err=True)
-    sys.exit(status if isinstance(status, int) else 0)

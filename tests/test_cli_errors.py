@@ -1,4 +1,5 @@
-"""Bad input: one clear line on stderr, exit status 1, no traceback, nothing written."""
+"""Bad input: one clear line on stderr, exit status 1, no traceback, nothing written; usage errors: the
+usage line and the problem, exit status 2."""
 
 import gzip
 import subprocess
@@ -21,6 +22,14 @@ def assert_one_line_error(result, *fragments):
     assert "Traceback" not in result.stderr + result.stdout
     for fragment in fragments:
         assert fragment in lines[0]
+
+
+def assert_usage_error(result, *fragments):
+    assert result.returncode == 2, result.stderr
+    assert result.stderr.startswith("Usage: "), result.stderr
+    assert "unexpected" not in result.stderr and "Traceback" not in result.stderr
+    for fragment in fragments:
+        assert fragment in result.stderr
 
 
 @pytest.fixture()
@@ -93,3 +102,31 @@ def test_pickled_checkpoint_is_refused(tmp_path, scan):
 def test_help_is_instant():
     result = medseg("--help")
     assert result.returncode == 0 and "infer" in result.stdout
+
+
+def test_an_unknown_option_is_a_usage_error():
+    assert_usage_error(medseg("infer", "--bogus"), "medseg infer [OPTIONS]", "No such option: --bogus")
+
+
+def test_a_misspelt_option_gets_a_suggestion(tmp_path):
+    result = medseg("infer", "ct_liver_tumour_3d", tmp_path / "scan.nii.gz", "-o", tmp_path / "out", "--overlapp", "1")
+    assert_usage_error(result, "No such option: --overlapp", "--overlap")
+
+
+def test_a_misspelt_command_gets_a_suggestion():
+    assert_usage_error(medseg("infr"), "medseg [OPTIONS] COMMAND", "No such command 'infr'. Did you mean 'infer'?")
+
+
+def test_no_arguments_print_the_help():
+    result = medseg()
+    assert result.returncode == 2 and "Traceback" not in result.stderr
+    assert "Usage: " in result.stdout + result.stderr and "sample-data" in result.stdout + result.stderr
+    assert "error:" not in (result.stdout + result.stderr).lower()
+
+
+@pytest.mark.parametrize("where", ["first", "last"])
+def test_debug_works_anywhere_on_the_line(tmp_path, where):
+    command = ["infer", "no_such_bundle", tmp_path / "scan.nii.gz", "-o", tmp_path / "out"]
+    result = medseg(*(["--debug", *command] if where == "first" else [*command, "--debug"]))
+    assert result.returncode == 1
+    assert "Traceback" in result.stderr and "MedsegError: unknown bundle 'no_such_bundle'" in result.stderr
