@@ -7,12 +7,14 @@ answer at once.
 from __future__ import annotations
 
 import json
+import logging
 import sys
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
+from medseg.engine_logs import DEBUG_LOGGER
 from medseg.errors import MedsegError
 
 if TYPE_CHECKING:
@@ -401,16 +403,31 @@ def demo_command(
 @app.callback()
 def _main(
     debug: Annotated[
-        bool, typer.Option("--debug", help="Show full tracebacks on errors (anywhere on the line).")
+        bool,
+        typer.Option(
+            "--debug", help="Show full tracebacks and the engines' log lines on errors (anywhere on the line)."
+        ),
     ] = False,
 ) -> None:
-    """Options that apply to every command (``--debug`` is read in :func:`main`)."""
+    """Options that apply to every command (``--debug`` is also read in :func:`main`)."""
+    if debug:
+        logging.getLogger(DEBUG_LOGGER).setLevel(logging.DEBUG)  # the engines' log lines are shown
 
 
 def _debug_first(args: list[str]) -> list[str]:
     """``args`` with ``--debug`` moved to the front, where click accepts the app's options: it works anywhere."""
     others = [arg for arg in args if arg != DEBUG]
     return [DEBUG, *others] if len(others) < len(args) else others
+
+
+def _forget_interrupt() -> None:
+    """Let the process end with the exit status medseg chose after Ctrl-C.
+
+    CPython remembers a KeyboardInterrupt that escaped code run by ``eval`` of a string (MONAI runs a
+    bundle's ``"$@evaluator.run()"`` so) and ends the process by SIGINT at exit, even when the program
+    handled it; every ``eval`` of a string starts by forgetting it.
+    """
+    eval("None")
 
 
 def main() -> None:
@@ -422,6 +439,7 @@ def main() -> None:
     except SystemExit as exited:
         if exited.code == INTERRUPTED:  # typer turns Ctrl-C into this status; the command's own cleanup has run
             typer.echo("interrupted", err=True)
+            _forget_interrupt()
         raise
     except MedsegError as error:
         if debug:

@@ -2,6 +2,7 @@
 usage line and the problem, exit status 2."""
 
 import gzip
+import signal
 import subprocess
 import sys
 
@@ -10,8 +11,8 @@ import numpy as np
 import pytest
 
 
-def medseg(*args):
-    return subprocess.run([sys.executable, "-m", "medseg", *map(str, args)], capture_output=True, text=True)
+def medseg(*args, **options):
+    return subprocess.run([sys.executable, "-m", "medseg", *map(str, args)], capture_output=True, text=True, **options)
 
 
 def assert_one_line_error(result, *fragments):
@@ -130,3 +131,24 @@ def test_debug_works_anywhere_on_the_line(tmp_path, where):
     result = medseg(*(["--debug", *command] if where == "first" else [*command, "--debug"]))
     assert result.returncode == 1
     assert "Traceback" in result.stderr and "MedsegError: unknown bundle 'no_such_bundle'" in result.stderr
+
+
+def _ctrl_c_works() -> None:
+    """Let the child handle SIGINT even when the tests run in the background (which ignores it)."""
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+
+
+def test_ctrl_c_in_the_network_step_prints_one_line(tmp_path, scan, random_weights):
+    ctrl_c = '{"_target_": "tests.probes.CtrlC"}'
+    command = ["infer", "ct_liver_tumour_3d", scan, "-o", tmp_path / "out", "--weights", random_weights]
+    result = medseg(*command, "--override", f"inferer={ctrl_c}", preexec_fn=_ctrl_c_works)
+    assert result.returncode == 130, result.stderr
+    assert (result.stdout + result.stderr).splitlines() == ["interrupted"]
+    assert not (tmp_path / "out").exists()
+
+
+def test_a_failure_inside_the_engine_prints_one_line(tmp_path, scan, random_weights):
+    command = ["infer", "ct_liver_tumour_3d", scan, "-o", tmp_path / "out", "--weights", random_weights]
+    result = medseg(*command, "--override", "overlap=1.5")
+    assert_one_line_error(result, str(scan), "overlap must be >= 0 and < 1")
+    assert result.stdout == ""

@@ -25,6 +25,7 @@ from typing import Any
 from medseg.bundles import Bundle, load_workflow
 from medseg.data.validate import check_finite_voxels, check_scan_header
 from medseg.devices import device_expression
+from medseg.engine_logs import engine_logs_silenced
 from medseg.errors import MedsegError
 from medseg.inference.memory import check_memory
 from medseg.inference.options import InferenceOptions, inference_overrides
@@ -153,7 +154,8 @@ def segment_report(
         if scans:
             skipped = len(sources) - len(scans)
             counted = None if progress is None else (lambda done: progress(skipped + done))
-            _run_scans(bundle, scans, Path(output_dir), config, report, counted, extras)
+            with engine_logs_silenced():  # a failure is reported in one line, not again by the engines' logs
+                _run_scans(bundle, scans, Path(output_dir), config, report, counted, extras)
     return report
 
 
