@@ -74,6 +74,13 @@ def _parse_overrides(pairs: list[str]) -> dict[str, Any]:
     return overrides
 
 
+def _in_unit_interval(value: float | None) -> float | None:
+    """An option's value, refused (a usage error) unless it lies in [0, 1)."""
+    if value is not None and not 0 <= value < 1:
+        raise typer.BadParameter(f"{value} is not in [0, 1)")
+    return value
+
+
 @app.command("bundles")
 def bundles_command() -> None:
     """List the available bundles with their labels and whether trained weights are present."""
@@ -260,7 +267,10 @@ def infer_command(
     device: DeviceOpt = "auto",
     overlap: Annotated[
         float | None,
-        typer.Option(help="Window overlap (default: the bundle's; with --window large, 0.25 in 3D and 0 in 2D)."),
+        typer.Option(
+            callback=_in_unit_interval,
+            help="Window overlap in [0, 1) (default: the bundle's; with --window large, 0.25 in 3D and 0 in 2D).",
+        ),
     ] = None,
     window: Annotated[
         str,

@@ -152,3 +152,43 @@ def test_a_failure_inside_the_engine_prints_one_line(tmp_path, scan, random_weig
     result = medseg(*command, "--override", "overlap=1.5")
     assert_one_line_error(result, str(scan), "overlap must be >= 0 and < 1")
     assert result.stdout == ""
+
+
+@pytest.mark.parametrize("overlap", ["1", "1.5"])
+def test_an_overlap_outside_0_1_is_a_usage_error(tmp_path, overlap):
+    result = medseg(
+        "infer", "ct_liver_tumour_3d", tmp_path / "scan.nii.gz", "-o", tmp_path / "out", "--overlap", overlap
+    )
+    assert_usage_error(result, f"{float(overlap)} is not in [0, 1)")
+
+
+def test_a_misspelt_override_names_the_closest_key(tmp_path):
+    result = medseg(
+        "infer", "ct_liver_tumour_3d", tmp_path / "scan.nii.gz", "-o", tmp_path / "out", "--override", "overlapp=0.3"
+    )
+    assert_one_line_error(result, "configs/inference.json", "no key 'overlapp'", "did you mean 'overlap'?")
+    assert not (tmp_path / "out").exists()
+
+
+def test_an_output_folder_that_is_a_file_is_refused(tmp_path):
+    out = tmp_path / "out"
+    out.write_text("keep")
+    result = medseg("infer", "ct_liver_tumour_3d", tmp_path / "scan.nii.gz", "-o", out)
+    assert_one_line_error(result, str(out), "is a file, not a folder")
+    assert out.read_text() == "keep"
+
+
+@pytest.mark.parametrize(
+    ("name", "content", "problem"),
+    [
+        ("model.onnx", b"\x08\x07\x12\x07pytorch", "is an ONNX model"),
+        ("notes.pt", b"hello" * 20, "not a PyTorch checkpoint"),
+    ],
+)
+def test_weights_that_are_not_a_checkpoint_are_named_as_such(tmp_path, name, content, problem):
+    weights = tmp_path / name
+    weights.write_bytes(content)
+    result = medseg(
+        "infer", "ct_liver_tumour_3d", tmp_path / "scan.nii.gz", "-o", tmp_path / "out", "--weights", weights
+    )
+    assert_one_line_error(result, str(weights), problem)

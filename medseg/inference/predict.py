@@ -22,7 +22,7 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
-from medseg.bundles import Bundle, load_workflow
+from medseg.bundles import Bundle, check_override_ids, load_workflow
 from medseg.data.validate import check_finite_voxels, check_scan_header
 from medseg.devices import device_expression
 from medseg.engine_logs import engine_logs_silenced
@@ -31,7 +31,7 @@ from medseg.inference.memory import check_memory
 from medseg.inference.options import InferenceOptions, inference_overrides
 from medseg.inference.outputs import publish_case, write_case_outputs, write_run_outputs
 from medseg.io.dicom import series_to_nifti
-from medseg.io.paths import CaseFiles, nifti_stem, scan_name
+from medseg.io.paths import CaseFiles, check_output_folder, nifti_stem, scan_name
 from medseg.memory import available_memory
 from medseg.weights import check_weights
 
@@ -128,12 +128,15 @@ def segment_report(
             that needs more is refused before work starts. Default: the memory available now.
 
     Raises:
-        MedsegError: for unusable weights, options or duplicate output names (before any work).
+        MedsegError: for unusable weights, options, override ids or output folder, or duplicate output
+            names (before any work).
     """
     if not inputs:
         raise MedsegError("no input scans given")
     sources = [Path(path) for path in inputs]
     _unique_names(sources)
+    check_output_folder(output_dir)
+    check_override_ids(bundle, "inference", overrides or {})
     members = _weights_files(bundle, weights)
     options = replace(options or InferenceOptions(), ensemble=tuple(members) if len(members) > 1 else ())
     config: dict[str, Any] = {
