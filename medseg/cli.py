@@ -410,8 +410,23 @@ def demo_command(
     run_demo(output, epochs=epochs, device=device)
 
 
+def _print_versions(asked: bool) -> None:
+    """Print medseg's, MONAI's and torch's versions and stop (read from package metadata: no heavy import)."""
+    if asked:
+        from importlib.metadata import version
+
+        from medseg import __version__
+
+        typer.echo(f"medseg {__version__} (MONAI {version('monai')}, torch {version('torch')})")
+        raise typer.Exit()
+
+
 @app.callback()
 def _main(
+    version: Annotated[
+        bool,
+        typer.Option("--version", callback=_print_versions, is_eager=True, help="Print the versions and exit."),
+    ] = False,
     debug: Annotated[
         bool,
         typer.Option(
@@ -419,7 +434,7 @@ def _main(
         ),
     ] = False,
 ) -> None:
-    """Options that apply to every command (``--debug`` is also read in :func:`main`)."""
+    """Options that apply to every command (``--version`` acts alone; ``--debug`` is also read in :func:`main`)."""
     if debug:
         logging.getLogger(DEBUG_LOGGER).setLevel(logging.DEBUG)  # the engines' log lines are shown
 
