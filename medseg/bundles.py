@@ -25,8 +25,20 @@ from medseg.io.atomic import write_text
 if TYPE_CHECKING:
     from monai.bundle import ConfigWorkflow
 
-# Bundles shipped with medseg live at the top of the repository, beside the package.
-BUILTIN_BUNDLES = Path(__file__).resolve().parent.parent / "bundles"
+
+def _shipped_bundles() -> Path:
+    """Where the bundles shipped with medseg are.
+
+    Inside the installed package, where a wheel or ``pip install .`` puts the repository's ``bundles/``
+    (``medseg/shipped_bundles``); else, in a checkout or an editable install, at the top of the
+    repository, beside the package.
+    """
+    package = Path(__file__).resolve().parent
+    installed = package / "shipped_bundles"
+    return installed if installed.is_dir() else package.parent / "bundles"
+
+
+BUILTIN_BUNDLES = _shipped_bundles()
 # Loggers silenced for quiet (inference) runs: engine progress, and notices about optional codecs.
 QUIET_LOGGERS = ("monai.bundle.workflows", "ignite.engine.engine.SupervisedEvaluator", "monai.data")
 # A user's own bundles, found by name like the built-in ones: $MEDSEG_BUNDLES, else ~/.medseg/bundles.
