@@ -7,12 +7,13 @@ folders, device, weights) and runs them through :class:`monai.bundle.ConfigWorkf
 
 from __future__ import annotations
 
+import difflib
 import json
 import logging
 import os
 import shutil
 import warnings
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from functools import cached_property
 from pathlib import Path
@@ -24,8 +25,20 @@ from medseg.io.atomic import write_text
 if TYPE_CHECKING:
     from monai.bundle import ConfigWorkflow
 
-# Bundles shipped with medseg live at the top of the repository, beside the package.
-BUILTIN_BUNDLES = Path(__file__).resolve().parent.parent / "bundles"
+
+def _shipped_bundles() -> Path:
+    """Where the bundles shipped with medseg are.
+
+    Inside the installed package, where a wheel or ``pip install .`` puts the repository's ``bundles/``
+    (``medseg/shipped_bundles``); else, in a checkout or an editable install, at the top of the
+    repository, beside the package.
+    """
+    package = Path(__file__).resolve().parent
+    installed = package / "shipped_bundles"
+    return installed if installed.is_dir() else package.parent / "bundles"
+
+
+BUILTIN_BUNDLES = _shipped_bundles()
 # Loggers silenced for quiet (inference) runs: engine progress, and notices about optional codecs.
 QUIET_LOGGERS = ("monai.bundle.workflows", "ignite.engine.engine.SupervisedEvaluator", "monai.data")
 # A user's own bundles, found by name like the built-in ones: $MEDSEG_BUNDLES, else ~/.medseg/bundles.
@@ -210,6 +223,37 @@ def top_level_values(bundle: Bundle, config: str, keys: Sequence[str]) -> dict[s
     """The values of some top-level keys of one config (those it has)."""
     content = json.loads(bundle.config(config).read_text(encoding="utf-8"))
     return {key: content[key] for key in keys if key in content}
+
+
+def config_ids(content: Any, prefix: str = "") -> Iterator[str]:
+    """Every id of a parsed config, as overrides name them.
+
+    Its keys, and the keys and indices under them, joined by ``#``: ``inferer``, ``inferer#overlap``,
+    ``preprocessing#transforms#0``.
+    """
+    if isinstance(content, dict):
+        items: Iterable[tuple[Any, Any]] = content.items()
+    elif isinstance(content, list):
+        items = enumerate(content)
+    else:
+        return
+    for key, value in items:
+        yield f"{prefix}{key}"
+        yield from config_ids(value, f"{prefix}{key}#")
+
+
+def check_override_ids(bundle: Bundle, config: str, ids: Iterable[str]) -> None:
+    """Refuse override ids that a config lacks: MONAI would add them silently, and a misspelt one is lost.
+
+    Raises:
+        MedsegError: naming the config file, the first unknown id and the closest id the config has.
+    """
+    path = bundle.config(config)
+    known = sorted(config_ids(json.loads(path.read_text(encoding="utf-8"))))
+    for unknown in (config_id for config_id in ids if config_id not in known):
+        closest = difflib.get_close_matches(unknown, known, n=1)
+        hint = f" (did you mean {closest[0]!r}?)" if closest else ""
+        raise MedsegError(f"no key {unknown!r} to override{hint}", path)
 
 
 def load_workflow(

@@ -7,12 +7,14 @@ answer at once.
 from __future__ import annotations
 
 import json
+import logging
 import sys
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
+from medseg.engine_logs import DEBUG_LOGGER
 from medseg.errors import MedsegError
 
 if TYPE_CHECKING:
@@ -34,6 +36,7 @@ OverrideOpt = Annotated[
     ),
 ]
 INTERRUPTED = 130  # exit status after Ctrl-C: 128 + SIGINT
+DEBUG = "--debug"
 WEIGHTS_SUFFIXES = {".pt", ".pth", ".ckpt"}
 BundleArg = Annotated[str, typer.Argument(help="Bundle name (see `medseg bundles`) or path to a bundle folder.")]
 DeviceOpt = Annotated[str, typer.Option("--device", help="auto, cpu, cuda or cuda:N.")]
@@ -69,6 +72,13 @@ def _parse_overrides(pairs: list[str]) -> dict[str, Any]:
         except json.JSONDecodeError:
             overrides[key] = value
     return overrides
+
+
+def _in_unit_interval(value: float | None) -> float | None:
+    """An option's value, refused (a usage error) unless it lies in [0, 1)."""
+    if value is not None and not 0 <= value < 1:
+        raise typer.BadParameter(f"{value} is not in [0, 1)")
+    return value
 
 
 @app.command("bundles")
@@ -260,7 +270,10 @@ def infer_command(
     device: DeviceOpt = "auto",
     overlap: Annotated[
         float | None,
-        typer.Option(help="Window overlap (default: the bundle's; with --window large, 0.25 in 3D and 0 in 2D)."),
+        typer.Option(
+            callback=_in_unit_interval,
+            help="Window overlap in [0, 1) (default: the bundle's; with --window large, 0.25 in 3D and 0 in 2D).",
+        ),
     ] = None,
     window: Annotated[
         str,
@@ -411,37 +424,73 @@ def demo_command(
     run_demo(output, epochs=epochs, device=device)
 
 
+def _print_versions(asked: bool) -> None:
+    """Print medseg's, MONAI's and torch's versions and stop (read from package metadata: no heavy import)."""
+    if asked:
+        from importlib.metadata import version
+
+        from medseg import __version__
+
+        typer.echo(f"medseg {__version__} (MONAI {version('monai')}, torch {version('torch')})")
+        raise typer.Exit()
+
+
 @app.callback()
 def _main(
-    debug: Annotated[bool, typer.Option("--debug", help="Show full tracebacks on errors.")] = False,
+    version: Annotated[
+        bool,
+        typer.Option("--version", callback=_print_versions, is_eager=True, help="Print the versions and exit."),
+    ] = False,
+    debug: Annotated[
+        bool,
+        typer.Option(
+            "--debug", help="Show full tracebacks and the engines' log lines on errors (anywhere on the line)."
+        ),
+    ] = False,
 ) -> None:
-    """Options that apply to every command (read in :func:`main`)."""
+    """Options that apply to every command (``--version`` acts alone; ``--debug`` is also read in :func:`main`)."""
+    if debug:
+        logging.getLogger(DEBUG_LOGGER).setLevel(logging.DEBUG)  # the engines' log lines are shown
+
+
+def _debug_first(args: list[str]) -> list[str]:
+    """``args`` with ``--debug`` moved to the front, where click accepts the app's options: it works anywhere."""
+    others = [arg for arg in args if arg != DEBUG]
+    return [DEBUG, *others] if len(others) < len(args) else others
+
+
+def _forget_interrupt() -> None:
+    """Let the process end with the exit status medseg chose after Ctrl-C.
+
+    CPython remembers a KeyboardInterrupt that escaped code run by ``eval`` of a string (MONAI runs a
+    bundle's ``"$@evaluator.run()"`` so) and ends the process by SIGINT at exit, even when the program
+    handled it; every ``eval`` of a string starts by forgetting it.
+    """
+    eval("None")
 
 
 def main() -> None:
-    """Console entry point: run the app, turning medseg errors into one line and exit status 1."""
-    debug = "--debug" in sys.argv[1:]
+    """Console entry point: typer reports usage errors (exit 2); medseg errors become one line and exit 1."""
+    args = _debug_first(sys.argv[1:])
+    debug = DEBUG in args
     if not debug:
         from medseg.quiet import quiet_libraries
 
         quiet_libraries()
     try:
-        status = app(standalone_mode=False)  # a command's typer.Exit(code) comes back as its code
+        app(args=args)  # standalone: typer prints usage errors and help, and exits with the command's status
+    except SystemExit as exited:
+        if exited.code == INTERRUPTED:  # typer turns Ctrl-C into this status; the command's own cleanup has run
+            typer.echo("interrupted", err=True)
+            _forget_interrupt()
+        raise
     except MedsegError as error:
         if debug:
             raise
         typer.echo(f"error: {error}", err=True)
         sys.exit(1)
-    except Exception as error:  # a usage error, or an unexpected failure deep in a library
-        import click
-
-        if isinstance(error, click.ClickException):
-            error.show()
-            sys.exit(error.exit_code)
+    except Exception as error:  # an unexpected failure deep in a library
         if debug:
             raise
         typer.echo(f"error: unexpected {type(error).__name__}: {error} (run with --debug for details)", err=True)
         sys.exit(1)
-    if status == INTERRUPTED:  # typer turns Ctrl-C into this status; the command's own cleanup has run
-        typer.echo("interrupted", err=True)
-    sys.exit(status if isinstance(status, int) else 0)

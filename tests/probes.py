@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import os
 import signal
+import time
 from pathlib import Path
 
 import torch
@@ -54,3 +55,12 @@ class KillAt:
         if not self.marker.exists():
             self.marker.touch()
             os.kill(os.getpid(), signal.SIGKILL)
+
+
+class CtrlC:
+    """An inferer that presses Ctrl-C: it sends SIGINT to its own process, in the engine's network step."""
+
+    def __call__(self, inputs: torch.Tensor, network: torch.nn.Module, *args, **kwargs) -> torch.Tensor:
+        os.kill(os.getpid(), signal.SIGINT)
+        time.sleep(60)  # the KeyboardInterrupt is raised here
+        raise AssertionError("SIGINT did not interrupt the network step")

@@ -1,6 +1,8 @@
-"""Bad input: one clear line on stderr, exit status 1, no traceback, nothing written."""
+"""Bad input: one clear line on stderr, exit status 1, no traceback, nothing written; usage errors: the
+usage line and the problem, exit status 2."""
 
 import gzip
+import signal
 import subprocess
 import sys
 
@@ -9,8 +11,8 @@ import numpy as np
 import pytest
 
 
-def medseg(*args):
-    return subprocess.run([sys.executable, "-m", "medseg", *map(str, args)], capture_output=True, text=True)
+def medseg(*args, **options):
+    return subprocess.run([sys.executable, "-m", "medseg", *map(str, args)], capture_output=True, text=True, **options)
 
 
 def assert_one_line_error(result, *fragments):
@@ -21,6 +23,14 @@ def assert_one_line_error(result, *fragments):
     assert "Traceback" not in result.stderr + result.stdout
     for fragment in fragments:
         assert fragment in lines[0]
+
+
+def assert_usage_error(result, *fragments):
+    assert result.returncode == 2, result.stderr
+    assert result.stderr.startswith("Usage: "), result.stderr
+    assert "unexpected" not in result.stderr and "Traceback" not in result.stderr
+    for fragment in fragments:
+        assert fragment in result.stderr
 
 
 @pytest.fixture()
@@ -93,3 +103,92 @@ def test_pickled_checkpoint_is_refused(tmp_path, scan):
 def test_help_is_instant():
     result = medseg("--help")
     assert result.returncode == 0 and "infer" in result.stdout
+
+
+def test_an_unknown_option_is_a_usage_error():
+    assert_usage_error(medseg("infer", "--bogus"), "medseg infer [OPTIONS]", "No such option: --bogus")
+
+
+def test_a_misspelt_option_gets_a_suggestion(tmp_path):
+    result = medseg("infer", "ct_liver_tumour_3d", tmp_path / "scan.nii.gz", "-o", tmp_path / "out", "--overlapp", "1")
+    assert_usage_error(result, "No such option: --overlapp", "--overlap")
+
+
+def test_a_misspelt_command_gets_a_suggestion():
+    assert_usage_error(medseg("infr"), "medseg [OPTIONS] COMMAND", "No such command 'infr'. Did you mean 'infer'?")
+
+
+def test_no_arguments_print_the_help():
+    result = medseg()
+    assert result.returncode == 2 and "Traceback" not in result.stderr
+    assert "Usage: " in result.stdout + result.stderr and "sample-data" in result.stdout + result.stderr
+    assert "error:" not in (result.stdout + result.stderr).lower()
+
+
+@pytest.mark.parametrize("where", ["first", "last"])
+def test_debug_works_anywhere_on_the_line(tmp_path, where):
+    command = ["infer", "no_such_bundle", tmp_path / "scan.nii.gz", "-o", tmp_path / "out"]
+    result = medseg(*(["--debug", *command] if where == "first" else [*command, "--debug"]))
+    assert result.returncode == 1
+    assert "Traceback" in result.stderr and "MedsegError: unknown bundle 'no_such_bundle'" in result.stderr
+
+
+def _ctrl_c_works() -> None:
+    """Let the child handle SIGINT even when the tests run in the background (which ignores it)."""
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+
+
+def test_ctrl_c_in_the_network_step_prints_one_line(tmp_path, scan, random_weights):
+    ctrl_c = '{"_target_": "tests.probes.CtrlC"}'
+    command = ["infer", "ct_liver_tumour_3d", scan, "-o", tmp_path / "out", "--weights", random_weights]
+    result = medseg(*command, "--override", f"inferer={ctrl_c}", preexec_fn=_ctrl_c_works)
+    assert result.returncode == 130, result.stderr
+    assert (result.stdout + result.stderr).splitlines() == ["interrupted"]
+    assert not (tmp_path / "out").exists()
+
+
+def test_a_failure_inside_the_engine_prints_one_line(tmp_path, scan, random_weights):
+    command = ["infer", "ct_liver_tumour_3d", scan, "-o", tmp_path / "out", "--weights", random_weights]
+    result = medseg(*command, "--override", "overlap=1.5")
+    assert_one_line_error(result, str(scan), "overlap must be >= 0 and < 1")
+    assert result.stdout == ""
+
+
+@pytest.mark.parametrize("overlap", ["1", "1.5"])
+def test_an_overlap_outside_0_1_is_a_usage_error(tmp_path, overlap):
+    result = medseg(
+        "infer", "ct_liver_tumour_3d", tmp_path / "scan.nii.gz", "-o", tmp_path / "out", "--overlap", overlap
+    )
+    assert_usage_error(result, f"{float(overlap)} is not in [0, 1)")
+
+
+def test_a_misspelt_override_names_the_closest_key(tmp_path):
+    result = medseg(
+        "infer", "ct_liver_tumour_3d", tmp_path / "scan.nii.gz", "-o", tmp_path / "out", "--override", "overlapp=0.3"
+    )
+    assert_one_line_error(result, "configs/inference.json", "no key 'overlapp'", "did you mean 'overlap'?")
+    assert not (tmp_path / "out").exists()
+
+
+def test_an_output_folder_that_is_a_file_is_refused(tmp_path):
+    out = tmp_path / "out"
+    out.write_text("keep")
+    result = medseg("infer", "ct_liver_tumour_3d", tmp_path / "scan.nii.gz", "-o", out)
+    assert_one_line_error(result, str(out), "is a file, not a folder")
+    assert out.read_text() == "keep"
+
+
+@pytest.mark.parametrize(
+    ("name", "content", "problem"),
+    [
+        ("model.onnx", b"\x08\x07\x12\x07pytorch", "is an ONNX model"),
+        ("notes.pt", b"hello" * 20, "not a PyTorch checkpoint"),
+    ],
+)
+def test_weights_that_are_not_a_checkpoint_are_named_as_such(tmp_path, name, content, problem):
+    weights = tmp_path / name
+    weights.write_bytes(content)
+    result = medseg(
+        "infer", "ct_liver_tumour_3d", tmp_path / "scan.nii.gz", "-o", tmp_path / "out", "--weights", weights
+    )
+    assert_one_line_error(result, str(weights), problem)

@@ -24,9 +24,10 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
-from medseg.bundles import Bundle, load_workflow
+from medseg.bundles import Bundle, check_override_ids, load_workflow
 from medseg.data.validate import check_finite_voxels, check_scan_header
 from medseg.devices import device_expression
+from medseg.engine_logs import engine_logs_silenced
 from medseg.errors import MedsegError
 from medseg.inference.memory import check_memory
 from medseg.inference.options import InferenceOptions, inference_overrides
@@ -34,7 +35,7 @@ from medseg.inference.outputs import publish_case, write_case_outputs, write_run
 from medseg.inference.plausibility import check_spacing
 from medseg.io.dicom import find_image, image_to_nifti
 from medseg.io.dicom_objects import MODALITY_WORDS
-from medseg.io.paths import CaseFiles, ScanInput, is_nifti, nifti_stem, scan_name
+from medseg.io.paths import CaseFiles, ScanInput, check_output_folder, is_nifti, nifti_stem, scan_name
 from medseg.memory import available_memory
 from medseg.weights import check_weights
 
@@ -157,12 +158,15 @@ def segment_report(
             records it; NIfTI does not) instead of refusing it.
 
     Raises:
-        MedsegError: for unusable weights, options or duplicate output names (before any work).
+        MedsegError: for unusable weights, options, override ids or output folder, or duplicate output
+            names (before any work).
     """
     if not inputs:
         raise MedsegError("no input scans given")
     sources = [Path(path) for path in inputs]
     _unique_names(sources)
+    check_output_folder(output_dir)
+    check_override_ids(bundle, "inference", overrides or {})
     members = _weights_files(bundle, weights)
     options = replace(options or InferenceOptions(), ensemble=tuple(members) if len(members) > 1 else ())
     config: dict[str, Any] = {
@@ -183,7 +187,8 @@ def segment_report(
         if scans:
             skipped = len(sources) - len(scans)
             counted = None if progress is None else (lambda done: progress(skipped + done))
-            _run_scans(bundle, scans, Path(output_dir), config, report, counted, extras)
+            with engine_logs_silenced():  # a failure is reported in one line, not again by the engines' logs
+                _run_scans(bundle, scans, Path(output_dir), config, report, counted, extras)
     return report
 
 

@@ -5,6 +5,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
+from medseg.errors import MedsegError
+
 NIFTI_SUFFIXES = (".nii", ".nii.gz")
 MASK_SUFFIX = "_seg.nii.gz"
 # Run-level files in OUTDIR, written at the end of ``medseg infer``.
@@ -92,3 +94,15 @@ def mask_path(output_dir: str | Path, source: str | Path) -> Path:
 def color_table_path(output_dir: str | Path, bundle_name: str) -> Path:
     """Where a bundle's Slicer colour table goes: ``OUTDIR/<bundle>_colors.ctbl``."""
     return Path(output_dir) / f"{bundle_name}_colors.ctbl"
+
+
+def check_output_folder(path: str | Path) -> None:
+    """Refuse an output folder that is a file, or lies inside one, before any work starts.
+
+    Raises:
+        MedsegError: naming the file in the way.
+    """
+    path = Path(path)
+    existing = next(folder for folder in (path, *path.parents) if folder.exists())
+    if not existing.is_dir():
+        raise MedsegError("is a file, not a folder; name a folder for the output", existing)
