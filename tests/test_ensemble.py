@@ -9,7 +9,7 @@ from typer.testing import CliRunner
 
 from medseg.cli import app
 from medseg.inference.ensemble import EnsembleInferer
-from medseg.inference.options import InferenceOptions
+from medseg.inference.options import InferenceOptions, inference_overrides
 from medseg.inference.predict import segment
 
 
@@ -66,3 +66,23 @@ def test_cli_takes_the_weights_files_after_the_option(tmp_path, tiny_run, small_
     result = CliRunner().invoke(app, [*arguments, "-o", str(tmp_path), "--device", "cpu"])
     assert result.exit_code == 0, result.output
     assert [path.name for path in tmp_path.glob("*_seg.nii.gz")] == [scan.name.replace(".nii.gz", "_seg.nii.gz")]
+
+
+@pytest.mark.parametrize("stock", [False, True], ids=["fast", "stock"])
+def test_a_mixed_ensemble_loads_every_member_into_the_bundles_inferer(tmp_path, ct_bundle, random_weights, stock):
+    """The config that ``--weights a.pt b.pt`` builds holds both members, in order, each as its file has it."""
+    from monai.bundle import ConfigParser
+
+    first = torch.load(random_weights, weights_only=True)
+    second = {key: value + 1 if value.is_floating_point() else value for key, value in first.items()}
+    torch.save(second, tmp_path / "second.pt")
+    options = InferenceOptions(stock=stock, ensemble=(str(random_weights), str(tmp_path / "second.pt")))
+    parser = ConfigParser()
+    parser.read_config(str(ct_bundle.config("inference")))
+    parser.update({"inferer": inference_overrides(ct_bundle, options)["inferer"]})
+    inferer = parser.get_parsed_content("inferer")
+    assert isinstance(inferer, EnsembleInferer) and inferer.activation == "softmax"
+    assert len(inferer.members) == 2
+    for member_state, expected in zip(inferer.members, (first, second), strict=True):
+        assert member_state.keys() == expected.keys()
+        assert all(torch.equal(member_state[key], expected[key]) for key in expected)

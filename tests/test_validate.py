@@ -7,12 +7,13 @@ import numpy as np
 import pytest
 
 from medseg.data.discover import discover
-from medseg.data.validate import check_dataset
+from medseg.data.validate import GRID_TOLERANCE_MM, check_dataset, grid_difference
 from medseg.errors import MedsegError
 from medseg.io.nifti import write_nifti
 from medseg.training.run import train
 
 from . import datasets
+from .shapes import grid_affine
 
 
 @pytest.fixture()
@@ -53,6 +54,8 @@ def test_missing_label_file(msd):
     [
         (lambda a: a @ np.diag([1.0, 1.0, 1.5, 1.0]), "spacing"),
         (lambda a: a + _shift(2.0), "origin"),
+        (lambda a: a + _shift(0.01), "origin"),  # ten times the tolerance, stored in float32
+        (lambda a: a @ np.diag([1.0, 1.0, 1.001, 1.0]), "spacing"),  # 0.009 mm on 9.4 mm voxels
         (lambda a: a @ np.diag([-1.0, 1.0, 1.0, 1.0]), "direction"),
     ],
 )
@@ -67,6 +70,48 @@ def _shift(mm):
     moved = np.zeros((4, 4))
     moved[0, 3] = mm
     return moved
+
+
+GRID = grid_affine((0.8, 0.8, 2.5), (40, 30, 20), (0.0, 0.0, 0.0), degrees=(3.0, 0.0, -5.0))
+GRID[:3, 3] = (12.0, -7.0, 30.0)  # an oblique grid whose first voxel is at a known place
+
+
+def _turned(affine, radians):
+    """The grid turned about its first voxel, in the axial plane."""
+    c, s = np.cos(radians), np.sin(radians)
+    turned = affine.copy()
+    turned[:3, :3] = np.array([[c, -s, 0], [s, c, 0], [0, 0, 1]]) @ affine[:3, :3]
+    return turned
+
+
+@pytest.mark.parametrize(
+    ("change", "expected"),
+    [
+        (lambda a: a + _shift(2 * GRID_TOLERANCE_MM), "origin [12.002, -7.0, 30.0] vs [12.0, -7.0, 30.0] mm"),
+        (lambda a: a + _shift(GRID_TOLERANCE_MM / 2), None),
+        (lambda a: a @ np.diag([1.0, 1.0, 1.001, 1.0]), "spacing [0.8, 0.8, 2.5025] vs [0.8, 0.8, 2.5] mm"),
+        (lambda a: a @ np.diag([1.0, 1.0, 1.0001, 1.0]), None),  # 0.00025 mm
+        (lambda a: _turned(a, 2e-4), "direction cosines differ"),
+        (lambda a: _turned(a, 2e-5), None),
+    ],
+)
+def test_grid_difference_tolerates_a_thousandth_of_a_millimetre_and_no_more(change, expected):
+    """Spacing and origin must agree to 0.001 mm, direction cosines to 1e-4."""
+    assert grid_difference((40, 30, 20), change(GRID), (40, 30, 20), GRID) == expected
+    assert grid_difference((40, 30, 20), GRID, (40, 30, 21), GRID) == "shape (40, 30, 20) vs (40, 30, 21)"
+
+
+@pytest.mark.parametrize(
+    ("value", "allowed"),
+    [(3, {0, 1, 2, 4}), (-1, {0, 1, 2}), (1, {0, 2})],
+    ids=["in-a-gap", "below", "between"],
+)
+def test_label_values_missing_from_the_label_set_anywhere_in_it(msd, value, allowed):
+    """BraTS labels are 0, 1, 2, 4: a 3 is as wrong as a 7, and so is a value below the set."""
+    rewrite(msd / "labelsTr" / "case1.nii.gz", transform_data=lambda d: np.where(d == 1, value, d.astype(np.int16)))
+    found = [p for p in problems_of(msd, labels=allowed) if p[0] == "case1.nii.gz"]
+    message = f"label values [{value}] are not in the label set {sorted(allowed)}"
+    assert found == [("case1.nii.gz", "label values", message, "error")]
 
 
 def test_label_with_another_shape(msd):
