@@ -84,3 +84,24 @@ def test_every_shipped_bundle_records_its_training_volumes():
         ranges = volume_ranges(bundle)
         assert set(ranges) == {label.value for label in bundle.labels if label.value}
         assert all(0 <= low <= high for low, high in ranges.values())
+
+
+def test_a_single_slice_with_foreground_gets_its_overlay(tmp_path):
+    """A one-voxel-thin view has no outline to draw (matplotlib's contour needs 2 x 2): its voxels are filled."""
+    from medseg.io.overlay import write_overlay
+
+    scan = _ct_like((30, 30, 1))
+    mask = np.zeros(scan.shape, np.uint8)
+    mask[10:20, 10:20, 0] = 1
+    labels = find_bundle(CT_BUNDLE).labels
+    png = write_overlay(
+        tmp_path / "one.png",
+        scan,
+        mask,
+        np.diag([0.7, 0.7, 5.0, 1.0]),
+        focus=(15, 15, 0),
+        labels=labels,
+        modality="CT",
+        title="one slice",
+    )
+    assert png.stat().st_size > 5_000

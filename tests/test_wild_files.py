@@ -248,6 +248,7 @@ def test_the_run_table_and_report_cover_the_segmented_inputs(batches):
         stem = case.name.removesuffix(".dcm")
         assert f"\n{stem}," in table and f"<h2>{stem}</h2>" in report
     assert "a 3D model sees no context" in table and "warning: has a single slice" in report
+    assert "modality: CT" in report and "modality: not recorded" not in report  # every CT input here is DICOM
 
 
 def test_ignore_modality_runs_it_and_records_the_scan_modality(tmp_path, random_weights):

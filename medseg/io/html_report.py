@@ -68,9 +68,10 @@ def _case_section(stats: dict[str, Any], overlay: Path | None) -> str:
         [i, x["label"], f"{x['volume_ml']:.2f}", f"{x['longest_axial_diameter_mm']:.1f}", x["centre_ras_mm"]]
         for i, x in enumerate(stats["lesions"], start=1)
     ]
+    modality = stats.get("modality") or "not recorded"
     parts = [
         f"<h2>{escape(stats['case'])}</h2>",
-        f'<p class="note">scan: {escape(stats["scan"])}</p>',
+        f'<p class="note">scan: {escape(stats["scan"])}; modality: {escape(modality)}</p>',
     ]
     parts += [f'<p class="warning">warning: {escape(warning)}</p>' for warning in stats.get("warnings", [])]
     if lesion_rows:
