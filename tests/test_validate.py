@@ -111,6 +111,8 @@ def test_label_values_missing_from_the_label_set_anywhere_in_it(msd, value, allo
     rewrite(msd / "labelsTr" / "case1.nii.gz", transform_data=lambda d: np.where(d == 1, value, d.astype(np.int16)))
     found = [p for p in problems_of(msd, labels=allowed) if p[0] == "case1.nii.gz"]
     message = f"label values [{value}] are not in the label set {sorted(allowed)}"
+    if value < 0:  # a negative value is no label in any set, and is reported as such
+        message = f"label values must be non-negative whole numbers; found [{value}]"
     assert found == [("case1.nii.gz", "label values", message, "error")]
 
 
