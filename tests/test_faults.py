@@ -50,12 +50,11 @@ def _segment(ct_bundle, scan: Path, output: Path, weights: Path):
     return segment_report(ct_bundle, [scan], output, weights=weights, device="cpu", overrides=TINY)
 
 
-# (object, attribute, index of the path argument, fault): each writer of a case's files and of the run's.
+# (object, attribute, index of the path argument, fault): each writer of a case's required files and of the run's.
 WRITERS = {
     "mask": (nifti, "save_nifti", 1, MID_WRITE),
     "Slicer segmentation": (seg_nrrd.slicerio, "write_segmentation", 0, DISK_FULL),
     "statistics": (Path, "write_text", 0, DISK_FULL),
-    "overlay": (matplotlib.figure.Figure, "savefig", 1, MID_WRITE),
 }
 
 
@@ -75,6 +74,22 @@ def test_a_failed_write_leaves_nothing_and_a_rerun_finishes(
     files = CaseFiles.of_mask(report.written[0])
     assert nib.load(files.mask).shape == nib.load(scan).shape
     assert all(getattr(files, kind).stat().st_size > 0 for kind in ("segmentation", "stats", "overlay"))
+
+
+def test_a_failed_overlay_write_leaves_no_part_of_it_and_costs_only_itself(
+    tmp_path, monkeypatch, one_thread, ct_bundle, scan, random_weights
+):
+    """The overlay is optional: its failed write leaves no partial file, and every other output is written."""
+    output = tmp_path / "out"
+    with monkeypatch.context() as patch:
+        patch.setattr(matplotlib.figure.Figure, "savefig", _fails_mid_write(MID_WRITE, 1))
+        report = _segment(ct_bundle, scan, output, random_weights)
+    assert not report.failed and [w for w in report.warnings if "overlay skipped" in w] == [
+        f"{scan}: overlay skipped: {type(MID_WRITE).__name__}: {MID_WRITE}"
+    ]
+    files = CaseFiles.of_mask(report.written[0])
+    assert not files.overlay.exists() and not [p for p in output.rglob(".*") if p.is_file()]
+    assert all(getattr(files, kind).is_file() for kind in ("mask", "segmentation", "stats"))
 
 
 def test_a_failed_checkpoint_save_leaves_the_last_good_one(tmp_path, monkeypatch):
