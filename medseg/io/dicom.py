@@ -224,19 +224,6 @@ def _read_slices(image: DicomImage) -> sitk.Image:
     return volume
 
 
-def read_series(folder: Path) -> sitk.Image:
-    """Read the one DICOM series of slices in ``folder`` as a 3D grey-scale SimpleITK image (LPS, rescaled values).
-
-    Raises:
-        MedsegError: no series or several, unreadable or inconsistent slices, uneven slice
-            positions, or more than one value per voxel (colour).
-    """
-    image = find_image(folder)
-    if image.first.is_volume:
-        raise MedsegError(f"holds {image.first.kind}, not a series of slices", folder)
-    return _read_slices(image)
-
-
 def ras_affine(image: sitk.Image) -> np.ndarray:
     """The ``(4, 4)`` voxel-to-RAS affine of a 3D SimpleITK image, for its ``(X, Y, Z)`` voxel indices.
 
@@ -258,7 +245,9 @@ def image_to_nifti(image: DicomImage, target: str | Path) -> Path:
         map voxels to RAS: :func:`ras_affine` of a series, the frames' own grid for a multi-frame image.
 
     Raises:
-        MedsegError: see :func:`find_image`, :func:`read_series` and :func:`medseg.io.dicom_volume.read_volume`.
+        MedsegError: see :func:`find_image`; also unreadable or inconsistent slices, uneven slice
+            positions, more than one value per voxel (colour), or a multi-frame image that
+            :func:`medseg.io.dicom_volume.read_volume` refuses.
     """
     if image.first.is_volume:
         voxels, lps_affine = read_volume(image.first)
