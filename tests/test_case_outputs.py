@@ -1,6 +1,8 @@
 """Per-case and run-level outputs on synthetic scans with known content (no network involved)."""
 
 import csv
+import hashlib
+import html
 import io
 import json
 import re
@@ -8,15 +10,20 @@ import shutil
 import subprocess
 import sys
 import types
+from datetime import UTC, datetime, timedelta
 
 import nibabel as nib
 import numpy as np
 import pytest
+import torch
 from PIL import Image
 
+import medseg
 from medseg.bundles import find_bundle
 from medseg.errors import MedsegError
+from medseg.inference.options import InferenceOptions
 from medseg.inference.outputs import focus_voxel, write_case_outputs, write_run_outputs
+from medseg.inference.provenance import options_record, run_provenance
 from medseg.io.nifti import write_nifti
 from medseg.io.overlay import radiological_views, window
 from medseg.io.paths import CaseFiles, ScanInput
@@ -27,6 +34,8 @@ from .shapes import grid_affine, sphere
 
 CENTRE = np.array([5.0, -12.0, 30.0])
 TUMOUR = np.add(CENTRE, (18, 6, 4))  # to the patient's right, anterior and up
+WEIGHTS = b"stand-in weights: provenance hashes the bytes without loading them"
+OPTIONS = InferenceOptions(overlap=0.25, tta=True)
 
 
 @pytest.fixture(scope="module")
@@ -48,6 +57,9 @@ def _phantom(affine, shape):
 def outdir(tmp_path_factory, ct_bundle_files):
     """Two cases (RAS, and LPS-stored with coarse slices) with all per-case and run outputs written."""
     folder = tmp_path_factory.mktemp("outputs")
+    (folder / "weights.pt").write_bytes(WEIGHTS)
+    record = options_record(OPTIONS, {"spacing": [6.0, 6.0, 6.0]})
+    provenance = run_provenance(ct_bundle_files, [folder / "weights.pt"], device="cpu", options=record)
     cases = []
     for name, flip, spacing in [("ras", (1, 1, 1), (2.0, 2.0, 2.5)), ("lps", (-1, -1, 1), (1.6, 1.8, 4.0))]:
         shape = tuple(round(110 / s) for s in spacing)
@@ -57,7 +69,7 @@ def outdir(tmp_path_factory, ct_bundle_files):
         files = CaseFiles(folder, name)
         write_nifti(files.mask, mask, affine)
         scan_file = folder / "scans" / f"{name}.nii.gz"
-        write_case_outputs(ct_bundle_files, ScanInput(scan_file, scan_file), files)
+        write_case_outputs(ct_bundle_files, ScanInput(scan_file, scan_file), files, provenance=provenance)
         cases.append(files)
     write_run_outputs(ct_bundle_files, folder, cases)
     return folder
@@ -97,6 +109,41 @@ def test_stats_table(outdir):
     assert tumour["lesions"] == "1" and tumour["burden_of"] == "liver + tumour"
     assert float(tumour["burden_percent"]) == pytest.approx(100 * 8**3 / 40**3, rel=0.15)
     assert float(tumour["longest_axial_diameter_mm"]) == pytest.approx(17, abs=1.5)
+
+
+def test_provenance_in_case_stats(outdir, ct_bundle_files):
+    ras, lps = (json.loads((outdir / f"{name}_stats.json").read_text()) for name in ("ras", "lps"))
+    assert ras["geometry"] == {"size": [55, 55, 44], "channels": 1, "spacing_mm": [2.0, 2.0, 2.5], "orientation": "RAS"}
+    assert lps["geometry"] == {"size": [69, 61, 28], "channels": 1, "spacing_mm": [1.6, 1.8, 4.0], "orientation": "LPS"}
+    run = ras["provenance"]
+    assert run == lps["provenance"], "one run, one record"
+    assert datetime.now(UTC) - datetime.fromisoformat(run["date"]) < timedelta(hours=1)
+    assert run["medseg_version"] == medseg.__version__ and run["torch_version"] == torch.__version__
+    assert re.fullmatch(r"1\.\d+\.\d+.*", run["monai_version"])
+    bundle_version = json.loads(ct_bundle_files.config("metadata").read_text())["version"]
+    assert (run["bundle"], run["bundle_version"]) == ("ct_liver_tumour_3d", bundle_version)
+    assert run["weights_sha256"] == [hashlib.sha256(WEIGHTS).hexdigest()]
+    assert run["device"] == "cpu"
+    assert run["options"]["overlap"] == 0.25 and run["options"]["tta"] is True
+    assert run["options"]["overrides"] == {"spacing": [6.0, 6.0, 6.0]}
+
+
+def test_provenance_in_stats_table_and_report(outdir):
+    rows = list(csv.DictReader(io.StringIO((outdir / "stats.csv").read_text())))
+    sha = hashlib.sha256(WEIGHTS).hexdigest()
+    assert {(r["case"], r["size"], r["spacing_mm"], r["orientation"]) for r in rows} == {
+        ("ras", "55x55x44", "2.0x2.0x2.5", "RAS"),
+        ("lps", "69x61x28", "1.6x1.8x4.0", "LPS"),
+    }
+    for row in rows:
+        assert (row["weights_sha256"], row["device"], row["medseg_version"]) == (sha, "cpu", medseg.__version__)
+        assert row["torch_version"] == torch.__version__ and row["bundle"] == "ct_liver_tumour_3d"
+        assert json.loads(row["options"])["overlap"] == 0.25 and row["modality"] == ""
+    page = (outdir / "report.html").read_text()
+    assert page.count(sha) == 1, "one run: one provenance row"
+    assert "69 x 61 x 28 voxels of 1.6 x 1.8 x 4 mm, orientation LPS" in page
+    for cell in (medseg.__version__, torch.__version__, rows[0]["monai_version"], rows[0]["date"], rows[0]["options"]):
+        assert f"<td>{html.escape(cell)}</td>" in page
 
 
 def test_overlay_views_are_radiological_whatever_the_storage(outdir):
@@ -239,10 +286,10 @@ def test_four_channel_mri_case(tmp_path):
     write_nifti(tmp_path / "brain.nii.gz", scan.astype(np.float32), affine)
     files = CaseFiles(tmp_path, "brain")
     write_nifti(files.mask, mask, affine)
-    write_case_outputs(
-        find_bundle("mri_brain_tumour_3d"), ScanInput(tmp_path / "brain.nii.gz", tmp_path / "brain.nii.gz", "MR"), files
-    )
+    scan_input = ScanInput(tmp_path / "brain.nii.gz", tmp_path / "brain.nii.gz", "MR")
+    write_case_outputs(find_bundle("mri_brain_tumour_3d"), scan_input, files, provenance={})
     stats = json.loads(files.stats.read_text())
     assert [(e["value"], e["volume_ml"] > 0) for e in stats["labels"]] == [(1, False), (2, True), (4, True)]
     assert stats["lesions"] == [] and stats["burden"] == [] and stats["modality"] == "MR"
+    assert (stats["geometry"]["size"], stats["geometry"]["channels"]) == ([24, 28, 20], 4)
     assert files.overlay.stat().st_size > 10_000

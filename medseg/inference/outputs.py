@@ -11,8 +11,9 @@ staging folder and moves them into OUTDIR together, mask last.
 from __future__ import annotations
 
 import os
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
+from typing import Any
 
 import nibabel as nib
 import numpy as np
@@ -21,6 +22,7 @@ from scipy import ndimage
 from medseg.bundles import Bundle
 from medseg.errors import MedsegError
 from medseg.inference.plausibility import mask_warnings, scan_warnings, volume_ranges
+from medseg.inference.provenance import scan_geometry
 from medseg.io.atomic import write_text
 from medseg.io.color_table import write_color_table
 from medseg.io.dicom_seg import dicom_seg_available, write_dicom_seg
@@ -71,7 +73,9 @@ def _is_three_d(bundle: Bundle) -> bool:
     return len(image.get("spatial_shape", [0, 0, 0])) == 3
 
 
-def write_case_outputs(bundle: Bundle, scan: ScanInput, files: CaseFiles) -> list[str]:
+def write_case_outputs(
+    bundle: Bundle, scan: ScanInput, files: CaseFiles, *, provenance: Mapping[str, Any]
+) -> list[str]:
     """Write the Slicer segmentation, statistics, overlay (and DICOM SEG) of the case whose mask is ``files.mask``.
 
     The Slicer segmentation and statistics must be written; the overlay and DICOM SEG are optional:
@@ -81,6 +85,7 @@ def write_case_outputs(bundle: Bundle, scan: ScanInput, files: CaseFiles) -> lis
         bundle: the bundle that made the mask (labels, colours, terminology, label rules, modality).
         scan: the input as given (recorded in the statistics) and the NIfTI the mask was made from.
         files: where the case's files go; ``files.mask`` must exist.
+        provenance: the run's record (:func:`medseg.inference.provenance.run_provenance`), kept in the statistics.
 
     Returns:
         The case's warnings (also recorded in its statistics): implausible content, skipped outputs.
@@ -105,7 +110,15 @@ def write_case_outputs(bundle: Bundle, scan: ScanInput, files: CaseFiles) -> lis
     if scan.source.is_dir() and dicom_seg_available():
         warnings += _optional("DICOM SEG", lambda: write_dicom_seg(files.dicom_seg, mask, scan.source, bundle))
     stats = case_stats(
-        files.name, scan.source, bundle.name, labels, quantities, modality=scan.modality, warnings=warnings
+        files.name,
+        scan.source,
+        bundle.name,
+        labels,
+        quantities,
+        modality=scan.modality,
+        geometry=scan_geometry(scan.path),
+        provenance=provenance,
+        warnings=warnings,
     )
     write_case_stats(files.stats, stats)
     return warnings

@@ -33,6 +33,7 @@ from medseg.inference.memory import check_memory
 from medseg.inference.options import InferenceOptions, inference_overrides
 from medseg.inference.outputs import publish_case, write_case_outputs, write_run_outputs
 from medseg.inference.plausibility import check_spacing
+from medseg.inference.provenance import options_record, run_provenance
 from medseg.io.dicom import find_image, image_to_nifti
 from medseg.io.dicom_objects import MODALITY_WORDS
 from medseg.io.paths import CaseFiles, ScanInput, check_output_folder, is_nifti, nifti_stem, scan_name
@@ -176,6 +177,8 @@ def segment_report(
         **(overrides or {}),
     }
     budget = available_memory() if max_memory is None else max_memory
+    record = options_record(options, overrides or {})
+    provenance = run_provenance(bundle, members, device=device, options=record) if extras else None
     report = SegmentReport()
     with tempfile.TemporaryDirectory(prefix="medseg-dicom-") as scratch:
         scans = []
@@ -188,7 +191,7 @@ def segment_report(
             skipped = len(sources) - len(scans)
             counted = None if progress is None else (lambda done: progress(skipped + done))
             with engine_logs_silenced():  # a failure is reported in one line, not again by the engines' logs
-                _run_scans(bundle, scans, Path(output_dir), config, report, counted, extras)
+                _run_scans(bundle, scans, Path(output_dir), config, report, counted, provenance)
     return report
 
 
@@ -199,9 +202,12 @@ def _run_scans(
     config: dict[str, Any],
     report: SegmentReport,
     progress: Callable[[int], None] | None,
-    extras: bool,
+    provenance: dict[str, Any] | None,
 ) -> None:
-    """Segment checked scans one by one into ``output``; failures and warnings go to ``report``."""
+    """Segment checked scans one by one into ``output``; failures and warnings go to ``report``.
+
+    With ``provenance`` (the run's record), each case's other outputs and the run's follow its mask.
+    """
     created = not output.exists()
     output.mkdir(parents=True, exist_ok=True)
     staging = Path(tempfile.mkdtemp(prefix=".medseg-staging-", dir=output))
@@ -215,7 +221,7 @@ def _run_scans(
                 workflow.initialize()
                 workflow.run()
                 staged = CaseFiles(staging, nifti_stem(scan.path))
-                warnings = write_case_outputs(bundle, scan, staged) if extras else []
+                warnings = [] if provenance is None else write_case_outputs(bundle, scan, staged, provenance=provenance)
                 report.written.append(publish_case(staged, output))
                 report.warnings += [f"{scan.source}: {warning}" for warning in warnings]
             except Exception as error:  # one scan's failure must not stop the others
@@ -223,7 +229,7 @@ def _run_scans(
             if progress is not None:
                 progress(done)
         workflow.finalize()
-        if extras and report.written:
+        if provenance is not None and report.written:
             cases = [CaseFiles.of_mask(mask) for mask in report.written]
             report.warnings += [f"{output}: {warning}" for warning in write_run_outputs(bundle, output, cases)]
     finally:

@@ -1,4 +1,4 @@
-"""``report.html``: one self-contained page for a run, a summary table and each case's numbers and picture.
+"""``report.html``: a run's self-contained page: summary table, provenance, each case's numbers and picture.
 
 The page has no external assets (styles inline, pictures embedded as base64 PNG), so it reads offline and
 can be mailed or moved on its own.
@@ -7,6 +7,7 @@ can be mailed or moved on its own.
 from __future__ import annotations
 
 import base64
+import json
 from collections.abc import Sequence
 from html import escape
 from pathlib import Path
@@ -23,6 +24,7 @@ th { background: #eee; }
 img { max-width: 100%; }
 .note { color: #666; font-size: 0.9em; }
 .warning { color: #a40; }
+.provenance td { text-align: left; font-family: monospace; font-size: 0.85em; overflow-wrap: anywhere; }
 """
 
 
@@ -58,6 +60,47 @@ def _summary(cases: Sequence[dict[str, Any]]) -> str:
     return _table(header, rows)
 
 
+PROVENANCE = (
+    ("date", "date (UTC)"),
+    ("medseg_version", "medseg"),
+    ("monai_version", "MONAI"),
+    ("torch_version", "torch"),
+    ("bundle", "bundle"),
+    ("bundle_version", "bundle version"),
+    ("weights_sha256", "weights SHA-256"),
+    ("device", "device"),
+    ("options", "options"),
+)
+
+
+def _text(value: Any) -> str:
+    """A record's value as the page shows it: lists joined, mappings as JSON."""
+    if isinstance(value, list):
+        return " ".join(str(v) for v in value)
+    return json.dumps(value, sort_keys=True) if isinstance(value, dict) else str(value)
+
+
+def _provenance(cases: Sequence[dict[str, Any]]) -> str:
+    """One row per run record the cases carry (one, unless the folder holds cases of several runs)."""
+    runs: dict[str, list[str]] = {}
+    for stats in cases:
+        record = stats.get("provenance") or {}
+        cells = [_text(record.get(key, "not recorded")) for key, _ in PROVENANCE]
+        runs.setdefault(json.dumps(cells, sort_keys=True), []).append(stats["case"])
+    rows = [[*json.loads(cells), ", ".join(names)] for cells, names in runs.items()]
+    header = [title for _, title in PROVENANCE] + ["cases"]
+    return '<h2>Provenance</h2><div class="provenance">' + _table(header, rows) + "</div>"
+
+
+def _geometry(stats: dict[str, Any]) -> str:
+    geometry = stats.get("geometry") or {}
+    if not geometry:
+        return "size, spacing and orientation not recorded"
+    size = " x ".join(str(n) for n in geometry["size"])
+    spacing = " x ".join(f"{v:g}" for v in geometry["spacing_mm"])
+    return f"{size} voxels of {spacing} mm, orientation {geometry['orientation']}"
+
+
 def _image(png: Path) -> str:
     data = base64.b64encode(png.read_bytes()).decode("ascii")
     return f'<img alt="{escape(png.name)}" src="data:image/png;base64,{data}">'
@@ -71,7 +114,7 @@ def _case_section(stats: dict[str, Any], overlay: Path | None) -> str:
     modality = stats.get("modality") or "not recorded"
     parts = [
         f"<h2>{escape(stats['case'])}</h2>",
-        f'<p class="note">scan: {escape(stats["scan"])}; modality: {escape(modality)}</p>',
+        f'<p class="note">scan: {escape(stats["scan"])}; {escape(_geometry(stats))}; modality: {escape(modality)}</p>',
     ]
     parts += [f'<p class="warning">warning: {escape(warning)}</p>' for warning in stats.get("warnings", [])]
     if lesion_rows:
@@ -94,6 +137,7 @@ def report_html(cases: Sequence[dict[str, Any]], overlays: Sequence[Path | None]
 axial slices; burden is lesion volume over the volume of the organ including its lesions.
 Research use only: check every mask before relying on a number.</p>
 {_summary(cases) if cases else "<p>No cases.</p>"}
+{_provenance(cases) if cases else ""}
 {sections}
 </body></html>
 """

@@ -1,7 +1,9 @@
 """Per-case ``<name>_stats.json`` and the run's ``stats.csv``: what :mod:`medseg.lesions` measured, named.
 
 ``<name>_stats.json`` also records which scan and bundle the mask came from, so that the outputs can be
-opened and reported on later (``medseg slicer OUTDIR``).
+opened and reported on later (``medseg slicer OUTDIR``), and its provenance: the scan's size, spacing,
+orientation and modality, and the run's date, versions, weights, options and device
+(:mod:`medseg.inference.provenance`). ``stats.csv`` repeats them on each of the case's rows.
 """
 
 from __future__ import annotations
@@ -9,7 +11,7 @@ from __future__ import annotations
 import csv
 import io
 import json
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -29,6 +31,19 @@ CSV_COLUMNS = [
     "burden_percent",
     "burden_of",
     "warnings",
+    "modality",
+    "size",
+    "spacing_mm",
+    "orientation",
+    "date",
+    "medseg_version",
+    "monai_version",
+    "torch_version",
+    "bundle",
+    "bundle_version",
+    "weights_sha256",
+    "device",
+    "options",
 ]
 
 
@@ -63,6 +78,8 @@ def case_stats(
     quantities: Quantities,
     *,
     modality: str | None = None,
+    geometry: Mapping[str, Any] | None = None,
+    provenance: Mapping[str, Any] | None = None,
     warnings: Sequence[str] = (),
 ) -> dict[str, Any]:
     """The JSON-ready statistics of one case.
@@ -79,6 +96,8 @@ def case_stats(
         quantities: what :func:`medseg.lesions.measure` found in the mask (volumes of the foreground labels).
         modality: the scan's modality as its file records it (``CT``, ``MR``, ``PT``: DICOM), or None
             where the file records none (NIfTI); never the bundle's.
+        geometry: the scan's size, spacing and orientation (:func:`medseg.inference.provenance.scan_geometry`).
+        provenance: the run's record (:func:`medseg.inference.provenance.run_provenance`).
         warnings: what looked wrong with the scan or its mask, and the optional outputs skipped.
     """
     names = {label.value: label.name for label in labels}
@@ -88,6 +107,8 @@ def case_stats(
         "scan": str(scan.resolve()),
         "bundle": bundle,
         "modality": modality,
+        "geometry": dict(geometry or {}),
+        "provenance": dict(provenance or {}),
         "warnings": list(warnings),
         "labels": [_label_entry(label, quantities, lesion_values) for label in labels if label.value],
         "lesions": [
@@ -126,13 +147,35 @@ def _percent(fraction: float | None) -> float | str:
     return "" if fraction is None else round(100 * fraction, 2)
 
 
+def _joined(values: Sequence[Any] | None, separator: str = "x") -> str:
+    return "" if values is None else separator.join(str(v) for v in values)
+
+
+def _provenance_columns(stats: dict[str, Any]) -> dict[str, Any]:
+    """The columns every row of a case repeats: its scan's geometry and modality, and the run's record."""
+    geometry, run = stats.get("geometry", {}), stats.get("provenance", {})
+    columns = {key: run.get(key, "") for key in ("date", "medseg_version", "monai_version", "torch_version")}
+    return columns | {
+        "warnings": "; ".join(stats.get("warnings", [])),
+        "modality": stats.get("modality") or "",
+        "size": _joined(geometry.get("size")),
+        "spacing_mm": _joined(geometry.get("spacing_mm")),
+        "orientation": geometry.get("orientation", ""),
+        "bundle": stats["bundle"],
+        "bundle_version": run.get("bundle_version") or "",
+        "weights_sha256": _joined(run.get("weights_sha256"), " "),
+        "device": run.get("device", ""),
+        "options": json.dumps(run["options"], sort_keys=True) if "options" in run else "",
+    }
+
+
 def _rows(stats: dict[str, Any]) -> list[dict[str, Any]]:
     """One CSV row per label of one case; lesion columns only on lesion labels."""
     burdens = {value: burden for burden in stats["burden"] for value in burden["lesion_values"]}
     rows = []
     for entry in stats["labels"]:
         row = {"case": stats["case"], "label_value": entry["value"], "label": entry["label"]}
-        row["warnings"] = "; ".join(stats.get("warnings", []))
+        row |= _provenance_columns(stats)
         row["volume_ml"] = entry["volume_ml"]
         if "lesion_count" in entry:
             lesions = [lesion for lesion in stats["lesions"] if lesion["value"] == entry["value"]]
