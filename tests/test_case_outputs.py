@@ -11,6 +11,7 @@ import subprocess
 import sys
 import types
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 
 import nibabel as nib
 import numpy as np
@@ -22,12 +23,15 @@ import medseg
 from medseg.bundles import find_bundle
 from medseg.errors import MedsegError
 from medseg.inference.options import InferenceOptions
-from medseg.inference.outputs import focus_voxel, write_case_outputs, write_run_outputs
+from medseg.inference.outputs import CaseRecord, focus_voxel, write_case_outputs, write_run_outputs
+from medseg.inference.predict import segment_report
 from medseg.inference.provenance import options_record, run_provenance
+from medseg.io.html_report import report_html
 from medseg.io.nifti import write_nifti
 from medseg.io.overlay import radiological_views, window
 from medseg.io.paths import CaseFiles, ScanInput
 from medseg.io.slicer_script import SlicerCase, find_cases, slicer_snippet
+from medseg.io.stats import case_stats, stats_table
 from medseg.lesions import measure
 
 from .shapes import grid_affine, sphere
@@ -58,7 +62,7 @@ def outdir(tmp_path_factory, ct_bundle_files):
     """Two cases (RAS, and LPS-stored with coarse slices) with all per-case and run outputs written."""
     folder = tmp_path_factory.mktemp("outputs")
     (folder / "weights.pt").write_bytes(WEIGHTS)
-    record = options_record(OPTIONS, {"spacing": [6.0, 6.0, 6.0]})
+    record = options_record(OPTIONS, {"spacing": [6.0, 6.0, 6.0]}, min_lesion_ml=0.1)
     provenance = run_provenance(ct_bundle_files, [folder / "weights.pt"], device="cpu", options=record)
     cases = []
     for name, flip, spacing in [("ras", (1, 1, 1), (2.0, 2.0, 2.5)), ("lps", (-1, -1, 1), (1.6, 1.8, 4.0))]:
@@ -69,7 +73,7 @@ def outdir(tmp_path_factory, ct_bundle_files):
         files = CaseFiles(folder, name)
         write_nifti(files.mask, mask, affine)
         scan_file = folder / "scans" / f"{name}.nii.gz"
-        write_case_outputs(ct_bundle_files, ScanInput(scan_file, scan_file), files, provenance=provenance)
+        write_case_outputs(ct_bundle_files, ScanInput(scan_file, scan_file), files, CaseRecord(provenance))
         cases.append(files)
     write_run_outputs(ct_bundle_files, folder, cases)
     return folder
@@ -287,9 +291,38 @@ def test_four_channel_mri_case(tmp_path):
     files = CaseFiles(tmp_path, "brain")
     write_nifti(files.mask, mask, affine)
     scan_input = ScanInput(tmp_path / "brain.nii.gz", tmp_path / "brain.nii.gz", "MR")
-    write_case_outputs(find_bundle("mri_brain_tumour_3d"), scan_input, files, provenance={})
+    write_case_outputs(find_bundle("mri_brain_tumour_3d"), scan_input, files, CaseRecord({}))
     stats = json.loads(files.stats.read_text())
     assert [(e["value"], e["volume_ml"] > 0) for e in stats["labels"]] == [(1, False), (2, True), (4, True)]
     assert stats["lesions"] == [] and stats["burden"] == [] and stats["modality"] == "MR"
     assert (stats["geometry"]["size"], stats["geometry"]["channels"]) == ([24, 28, 20], 4)
     assert files.overlay.stat().st_size > 10_000
+
+
+def test_small_lesions_are_counted_not_listed(ct_bundle_files):
+    mask = np.zeros((20, 20, 20), np.uint8)
+    mask[1:19, 1:19, 1:19] = 1
+    mask[3:6, 3:6, 4:6] = 2  # 18 voxels of 8 mm3: 0.144 mL, listed
+    mask[10:13, 10:12, 10:12] = 2  # 12 voxels: 0.096 mL, under 0.1 mL
+    mask[15, 15, 15] = 2  # 1 voxel: 0.008 mL
+    affine = np.diag([2.0, 2.0, 2.0, 1.0])
+    quantities = measure(mask, affine, [1, 2], {"2": [1]})
+    labels = ct_bundle_files.labels
+    stats = case_stats("case", Path("case.nii.gz"), "ct_liver_tumour_3d", labels, quantities, min_lesion_ml=0.1)
+    [lesion] = stats["lesions"]
+    assert (lesion["volume_ml"], lesion["axial_slices"]) == (0.144, [4, 5])
+    assert (stats["labels"][1]["lesion_count"], stats["labels"][1]["lesions_not_listed"]) == (1, 2)
+    assert stats["labels"][1]["volume_ml"] == pytest.approx(31 * 0.008), "volumes count every voxel"
+    [_, tumour] = csv.DictReader(io.StringIO(stats_table([stats])))
+    assert (tumour["lesions"], tumour["lesions_not_listed"], tumour["largest_lesion_ml"]) == ("1", "2", "0.144")
+    page = report_html([stats], [None], "t")
+    assert "2 lesions under 0.1 mL not listed" in page and "<td>4-5</td>" in page
+    everything = case_stats("case", Path("case.nii.gz"), "b", labels, quantities, min_lesion_ml=0)
+    assert [x["axial_slices"] for x in everything["lesions"]] == [[4, 5], [10, 11], [15, 15]]
+    assert "not listed" not in report_html([everything], [None], "t")
+
+
+def test_a_negative_smallest_lesion_is_refused_before_work(ct_bundle_files, tmp_path):
+    with pytest.raises(MedsegError, match="smallest lesion to list must be 0 mL or more, not -1"):
+        segment_report(ct_bundle_files, [tmp_path / "scan.nii.gz"], tmp_path / "out", min_lesion_ml=-1)
+    assert not (tmp_path / "out").exists()

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -32,7 +33,7 @@ from medseg.io.paths import REPORT_PAGE, SLICER_SCRIPT, STATS_TABLE, CaseFiles, 
 from medseg.io.seg_nrrd import write_seg_nrrd
 from medseg.io.slicer_script import SlicerCase, write_slicer_script
 from medseg.io.stats import case_stats, read_case_stats, stats_table, write_case_stats
-from medseg.lesions import Quantities, measure
+from medseg.lesions import DEFAULT_MIN_LESION_ML, Quantities, measure
 
 
 def focus_voxel(mask: np.ndarray, quantities: Quantities) -> tuple[int, int, int]:
@@ -73,9 +74,20 @@ def _is_three_d(bundle: Bundle) -> bool:
     return len(image.get("spatial_shape", [0, 0, 0])) == 3
 
 
-def write_case_outputs(
-    bundle: Bundle, scan: ScanInput, files: CaseFiles, *, provenance: Mapping[str, Any]
-) -> list[str]:
+@dataclass(frozen=True)
+class CaseRecord:
+    """What each case's statistics record besides its own numbers.
+
+    Args:
+        provenance: the run's record (:func:`medseg.inference.provenance.run_provenance`).
+        min_lesion_ml: lesions smaller than this (mL) are counted, not listed.
+    """
+
+    provenance: Mapping[str, Any]
+    min_lesion_ml: float = DEFAULT_MIN_LESION_ML
+
+
+def write_case_outputs(bundle: Bundle, scan: ScanInput, files: CaseFiles, record: CaseRecord) -> list[str]:
     """Write the Slicer segmentation, statistics, overlay (and DICOM SEG) of the case whose mask is ``files.mask``.
 
     The Slicer segmentation and statistics must be written; the overlay and DICOM SEG are optional:
@@ -85,7 +97,7 @@ def write_case_outputs(
         bundle: the bundle that made the mask (labels, colours, terminology, label rules, modality).
         scan: the input as given (recorded in the statistics) and the NIfTI the mask was made from.
         files: where the case's files go; ``files.mask`` must exist.
-        provenance: the run's record (:func:`medseg.inference.provenance.run_provenance`), kept in the statistics.
+        record: the run's provenance and the smallest lesion to list, kept in the statistics.
 
     Returns:
         The case's warnings (also recorded in its statistics): implausible content, skipped outputs.
@@ -117,8 +129,9 @@ def write_case_outputs(
         quantities,
         modality=scan.modality,
         geometry=scan_geometry(scan.path),
-        provenance=provenance,
+        provenance=record.provenance,
         warnings=warnings,
+        min_lesion_ml=record.min_lesion_ml,
     )
     write_case_stats(files.stats, stats)
     return warnings

@@ -77,14 +77,15 @@ def run_provenance(
     }
 
 
-def options_record(options: InferenceOptions, overrides: Mapping[str, Any]) -> dict[str, Any]:
+def options_record(options: InferenceOptions, overrides: Mapping[str, Any], *, min_lesion_ml: float) -> dict[str, Any]:
     """A run's options as JSON-ready values.
 
-    The inference options, less the ensemble's weights (the record lists the weights on their own), and
-    the config overrides, each value that JSON cannot hold given as its text.
+    The inference options, less the ensemble's weights (the record lists the weights on their own), the
+    config overrides (each value that JSON cannot hold given as its text) and the smallest lesion listed.
     """
     record: dict[str, Any] = {key: value for key, value in asdict(options).items() if key != "ensemble"}
     record["overrides"] = {key: _plain(value) for key, value in overrides.items()}
+    record["min_lesion_ml"] = min_lesion_ml
     return record
 
 

@@ -106,9 +106,30 @@ def _image(png: Path) -> str:
     return f'<img alt="{escape(png.name)}" src="data:image/png;base64,{data}">'
 
 
+def _slices(lesion: dict[str, Any]) -> str:
+    first, last = lesion.get("axial_slices") or ("?", "?")
+    return f"{first}" if first == last else f"{first}-{last}"
+
+
+def _not_listed(stats: dict[str, Any]) -> str:
+    """The note on lesions too small to list, e.g. ``5 lesions under 0.1 mL not listed``; empty if none."""
+    count = sum(entry.get("lesions_not_listed", 0) for entry in stats["labels"])
+    if not count:
+        return ""
+    lesions = "lesion" if count == 1 else "lesions"
+    return f'<p class="note">{count} {lesions} under {stats["min_lesion_ml"]:g} mL not listed</p>'
+
+
 def _case_section(stats: dict[str, Any], overlay: Path | None) -> str:
     lesion_rows = [
-        [i, x["label"], f"{x['volume_ml']:.2f}", f"{x['longest_axial_diameter_mm']:.1f}", x["centre_ras_mm"]]
+        [
+            i,
+            x["label"],
+            f"{x['volume_ml']:.2f}",
+            f"{x['longest_axial_diameter_mm']:.1f}",
+            _slices(x),
+            x["centre_ras_mm"],
+        ]
         for i, x in enumerate(stats["lesions"], start=1)
     ]
     modality = stats.get("modality") or "not recorded"
@@ -118,8 +139,9 @@ def _case_section(stats: dict[str, Any], overlay: Path | None) -> str:
     ]
     parts += [f'<p class="warning">warning: {escape(warning)}</p>' for warning in stats.get("warnings", [])]
     if lesion_rows:
-        header = ["lesion", "label", "volume (mL)", "longest axial diameter (mm)", "centre (RAS, mm)"]
+        header = ["lesion", "label", "volume (mL)", "longest axial diameter (mm)", "axial slices", "centre (RAS, mm)"]
         parts.append(_table(header, lesion_rows))
+    parts.append(_not_listed(stats))
     if overlay is not None and overlay.is_file():
         parts.append(_image(overlay))
     return "\n".join(parts)
@@ -134,7 +156,8 @@ def report_html(cases: Sequence[dict[str, Any]], overlays: Sequence[Path | None]
 <body>
 <h1>{escape(title)}</h1>
 <p class="note">Model: {bundle}. Volumes in mL; lesion diameters are the longest in-plane diameter over the
-axial slices; burden is lesion volume over the volume of the organ including its lesions.
+axial slices; axial slices are numbered from 0 along the scan's voxel axis closest to head-feet, as stored in
+its file (3D Slicer's K index); burden is lesion volume over the volume of the organ including its lesions.
 Research use only: check every mask before relying on a number.</p>
 {_summary(cases) if cases else "<p>No cases.</p>"}
 {_provenance(cases) if cases else ""}

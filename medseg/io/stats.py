@@ -18,7 +18,7 @@ from typing import Any
 from medseg.bundles import Label
 from medseg.errors import MedsegError
 from medseg.io.atomic import write_text
-from medseg.lesions import Burden, Quantities
+from medseg.lesions import DEFAULT_MIN_LESION_ML, Burden, Lesion, Quantities
 
 CSV_COLUMNS = [
     "case",
@@ -26,6 +26,7 @@ CSV_COLUMNS = [
     "label",
     "volume_ml",
     "lesions",
+    "lesions_not_listed",
     "largest_lesion_ml",
     "longest_axial_diameter_mm",
     "burden_percent",
@@ -47,15 +48,24 @@ CSV_COLUMNS = [
 ]
 
 
-def _label_entry(label: Label, quantities: Quantities, lesion_values: set[int]) -> dict[str, Any]:
-    entry: dict[str, Any] = {
-        "value": label.value,
-        "label": label.name,
-        "volume_ml": round(quantities.volumes_ml[label.value], 3),
-    }
-    if label.value in lesion_values:
-        entry["lesion_count"] = sum(lesion.label == label.value for lesion in quantities.lesions)
+def _label_entry(label: Label, volume_ml: float, lesions: Sequence[Lesion] | None, min_ml: float) -> dict[str, Any]:
+    """A label's volume; for a lesion label (``lesions`` not None), its lesions counted, listed or too small."""
+    entry: dict[str, Any] = {"value": label.value, "label": label.name, "volume_ml": round(volume_ml, 3)}
+    if lesions is not None:
+        own = [lesion.volume_ml >= min_ml for lesion in lesions if lesion.label == label.value]
+        entry["lesion_count"], entry["lesions_not_listed"] = sum(own), len(own) - sum(own)
     return entry
+
+
+def _lesion_entry(lesion: Lesion, name: str) -> dict[str, Any]:
+    return {
+        "value": lesion.label,
+        "label": name,
+        "volume_ml": round(lesion.volume_ml, 3),
+        "longest_axial_diameter_mm": round(lesion.axial_diameter_mm, 1),
+        "centre_ras_mm": [round(v, 1) for v in lesion.centre_ras_mm],
+        "axial_slices": list(lesion.axial_slices),
+    }
 
 
 def _burden_entry(burden: Burden, names: dict[int, str]) -> dict[str, Any]:
@@ -81,12 +91,15 @@ def case_stats(
     geometry: Mapping[str, Any] | None = None,
     provenance: Mapping[str, Any] | None = None,
     warnings: Sequence[str] = (),
+    min_lesion_ml: float = DEFAULT_MIN_LESION_ML,
 ) -> dict[str, Any]:
     """The JSON-ready statistics of one case.
 
-    ``labels`` holds each foreground label's volume (and, for lesion labels, ``lesion_count``);
-    ``lesions`` every lesion, largest first; ``burden`` one entry per organ with lesion labels inside it,
-    whose ``organ_values`` (organ volume) include those lesion labels.
+    ``labels`` holds each foreground label's volume (and, for lesion labels, ``lesion_count``, the lesions
+    listed, and ``lesions_not_listed``, those under ``min_lesion_ml``); ``lesions`` every lesion of at least
+    ``min_lesion_ml``, largest first, with the axial slices it spans; ``burden`` one entry per organ with
+    lesion labels inside it, whose ``organ_values`` (organ volume) include those lesion labels. Volumes and
+    burdens count every voxel, listed or not.
 
     Args:
         name: the case name (outputs are ``<name>_seg.nii.gz`` and so on).
@@ -99,9 +112,11 @@ def case_stats(
         geometry: the scan's size, spacing and orientation (:func:`medseg.inference.provenance.scan_geometry`).
         provenance: the run's record (:func:`medseg.inference.provenance.run_provenance`).
         warnings: what looked wrong with the scan or its mask, and the optional outputs skipped.
+        min_lesion_ml: lesions smaller than this (mL) are counted, not listed.
     """
     names = {label.value: label.name for label in labels}
     lesion_values = {value for burden in quantities.burdens for value in burden.lesion_labels}
+    listed = [lesion for lesion in quantities.lesions if lesion.volume_ml >= min_lesion_ml]
     return {
         "case": name,
         "scan": str(scan.resolve()),
@@ -110,17 +125,18 @@ def case_stats(
         "geometry": dict(geometry or {}),
         "provenance": dict(provenance or {}),
         "warnings": list(warnings),
-        "labels": [_label_entry(label, quantities, lesion_values) for label in labels if label.value],
-        "lesions": [
-            {
-                "value": lesion.label,
-                "label": names[lesion.label],
-                "volume_ml": round(lesion.volume_ml, 3),
-                "longest_axial_diameter_mm": round(lesion.axial_diameter_mm, 1),
-                "centre_ras_mm": [round(v, 1) for v in lesion.centre_ras_mm],
-            }
-            for lesion in quantities.lesions
+        "min_lesion_ml": min_lesion_ml,
+        "labels": [
+            _label_entry(
+                label,
+                quantities.volumes_ml[label.value],
+                quantities.lesions if label.value in lesion_values else None,
+                min_lesion_ml,
+            )
+            for label in labels
+            if label.value
         ],
+        "lesions": [_lesion_entry(lesion, names[lesion.label]) for lesion in listed],
         "burden": [_burden_entry(burden, names) for burden in quantities.burdens],
     }
 
@@ -182,6 +198,7 @@ def _rows(stats: dict[str, Any]) -> list[dict[str, Any]]:
             burden = burdens[entry["value"]]
             row |= {
                 "lesions": entry["lesion_count"],
+                "lesions_not_listed": entry["lesions_not_listed"],
                 "largest_lesion_ml": lesions[0]["volume_ml"] if lesions else "",
                 "longest_axial_diameter_mm": max((x["longest_axial_diameter_mm"] for x in lesions), default=""),
                 "burden_percent": _percent(burden["fraction"]),
