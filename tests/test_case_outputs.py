@@ -23,12 +23,12 @@ import medseg
 from medseg.bundles import find_bundle
 from medseg.errors import MedsegError
 from medseg.inference.options import InferenceOptions
-from medseg.inference.outputs import CaseRecord, focus_voxel, write_case_outputs, write_run_outputs
+from medseg.inference.outputs import CaseRecord, focus_voxel, overlay_rows, write_case_outputs, write_run_outputs
 from medseg.inference.predict import segment_report
 from medseg.inference.provenance import options_record, run_provenance
 from medseg.io.html_report import report_html
 from medseg.io.nifti import write_nifti
-from medseg.io.overlay import radiological_views, window
+from medseg.io.overlay import Row, radiological_views, window
 from medseg.io.paths import CaseFiles, ScanInput
 from medseg.io.slicer_script import SlicerCase, find_cases, slicer_snippet
 from medseg.io.stats import case_stats, stats_table
@@ -156,8 +156,10 @@ def test_overlay_views_are_radiological_whatever_the_storage(outdir):
         scan = nib.load(outdir / "scans" / f"{name}.nii.gz")
         data, affine = np.asarray(scan.dataobj), scan.affine
         mask = np.asarray(nib.load(outdir / f"{name}_seg.nii.gz").dataobj)
-        focus = focus_voxel(mask, measure(mask, affine, [1, 2], {"2": [1]}))
-        views[name] = radiological_views(data, mask, affine, focus)
+        [row] = overlay_rows(mask, measure(mask, affine, [1, 2], {"2": [1]}))
+        views[name] = radiological_views(data, mask, affine, row.focus)
+        numbers = [view.slice_number for view in views[name]]
+        assert numbers == [row.focus[2], row.focus[1], row.focus[0]], f"{name}: slices numbered as stored"
     for name, (axial, coronal, sagittal) in views.items():
         assert [v.edges for v in (axial, coronal, sagittal)] == [("R", "L"), ("R", "L"), ("A", "P")], name
         for view in (axial, coronal, sagittal):
@@ -169,7 +171,7 @@ def test_overlay_views_are_radiological_whatever_the_storage(outdir):
     assert views["lps"][2].aspect == pytest.approx(4.0 / 1.8)
 
 
-def test_focus_falls_back_from_lesion_to_organ_to_mask_to_grid():
+def test_overlay_rows_go_through_the_largest_lesions_else_the_organ_the_mask_the_grid():
     affine = grid_affine((2, 2, 2), (20, 20, 20), CENTRE)
     mask = np.zeros((20, 20, 20), np.uint8)
     assert focus_voxel(mask, measure(mask, affine, [1, 2], {"2": [1]})) == (10, 10, 10)
@@ -177,8 +179,12 @@ def test_focus_falls_back_from_lesion_to_organ_to_mask_to_grid():
     assert focus_voxel(mask, measure(mask, affine, [1, 2, 3], {"2": [1]})) == (4, 4, 6)
     mask[12:16, 12:16, 12:16] = 1
     assert focus_voxel(mask, measure(mask, affine, [1, 2, 3], {"2": [1]})) == (14, 14, 14)
-    mask[13, 12, 12] = 2
-    assert focus_voxel(mask, measure(mask, affine, [1, 2, 3], {"2": [1]})) == (13, 12, 12)
+    assert overlay_rows(mask, measure(mask, affine, [1, 2, 3], {"2": [1]})) == [Row("", (14, 14, 14))]
+    for corner in [(0, 0, 0), (0, 19, 0), (19, 0, 0), (0, 0, 19)]:
+        mask[corner] = 2
+    mask[13:15, 13:15, 13:15] = 2
+    captions = [row.caption for row in overlay_rows(mask, measure(mask, affine, [1, 2, 3], {"2": [1]}))]
+    assert captions == ["lesion 1: 0.06 mL", "lesion 2: 0.01 mL", "lesion 3: 0.01 mL"], "the three largest of five"
 
 
 def test_windows():

@@ -1,8 +1,9 @@
 """What ``medseg infer`` writes besides the masks: per case and once per run.
 
 Per case, beside ``<name>_seg.nii.gz``: ``<name>.seg.nrrd`` (Slicer segmentation), ``<name>_stats.json``
-(volumes, lesions, burden, and which scan it was) and ``<name>_overlay.png`` (three slices with the mask
-outlined); for a DICOM series input, when highdicom is installed, ``<name>_seg.dcm`` (DICOM SEG).
+(volumes, lesions, burden, which scan it was, provenance) and ``<name>_overlay.png`` (axial, coronal and
+sagittal slices through each of the largest lesions, the mask drawn on); for a DICOM series input, when
+highdicom is installed, ``<name>_seg.dcm`` (DICOM SEG).
 Per run, in OUTDIR: ``stats.csv``, ``report.html``, ``<bundle>_colors.ctbl`` and ``open_in_slicer.py``.
 Every file is written atomically; :mod:`medseg.inference.predict` writes a case's files into its
 staging folder and moves them into OUTDIR together, mask last.
@@ -28,28 +29,44 @@ from medseg.io.atomic import write_text
 from medseg.io.color_table import write_color_table
 from medseg.io.dicom_seg import dicom_seg_available, write_dicom_seg
 from medseg.io.html_report import write_report
-from medseg.io.overlay import write_overlay
+from medseg.io.overlay import Row, write_overlay
 from medseg.io.paths import REPORT_PAGE, SLICER_SCRIPT, STATS_TABLE, CaseFiles, ScanInput, color_table_path
 from medseg.io.seg_nrrd import write_seg_nrrd
 from medseg.io.slicer_script import SlicerCase, write_slicer_script
 from medseg.io.stats import case_stats, read_case_stats, stats_table, write_case_stats
 from medseg.lesions import DEFAULT_MIN_LESION_ML, Quantities, measure
 
+OVERLAY_LESIONS = 3  # the overlay shows a row of slices through each of the largest lesions, up to this many
+
 
 def focus_voxel(mask: np.ndarray, quantities: Quantities) -> tuple[int, int, int]:
-    """Where the overlay's slices cross: the largest lesion, else the organs' centre, else the mask's, else the grid's.
+    """Where the overlay's slices cross when there is no lesion: the organs' centre, else the mask's, else the grid's.
 
     Args:
         mask: ``(X, Y, Z)`` label map.
         quantities: what :func:`medseg.lesions.measure` found in it.
     """
-    if quantities.lesions:
-        return quantities.lesions[0].centre
     organs = [value for burden in quantities.burdens for value in burden.organ_labels]
     for region in (np.isin(mask, organs), mask > 0):
         if region.any():
             return tuple(int(v) for v in np.rint(ndimage.center_of_mass(region)))
     return tuple(size // 2 for size in mask.shape)
+
+
+def overlay_rows(mask: np.ndarray, quantities: Quantities, most: int = OVERLAY_LESIONS) -> list[Row]:
+    """The overlay's rows: one through each of the ``most`` largest lesions, else one at :func:`focus_voxel`.
+
+    Args:
+        mask: ``(X, Y, Z)`` label map.
+        quantities: what :func:`medseg.lesions.measure` found in it.
+        most: the most lesions to show.
+    """
+    if not quantities.lesions:
+        return [Row("", focus_voxel(mask, quantities))]
+    return [
+        Row(f"lesion {number}: {lesion.volume_ml:.2f} mL", lesion.centre)
+        for number, lesion in enumerate(quantities.lesions[:most], start=1)
+    ]
 
 
 def _scan_intensities(scan: Path) -> np.ndarray:
@@ -112,11 +129,11 @@ def write_case_outputs(bundle: Bundle, scan: ScanInput, files: CaseFiles, record
     warnings = scan_warnings(intensities, bundle.modality, three_d=_is_three_d(bundle))
     warnings += mask_warnings(quantities.volumes_ml, labels, volume_ranges(bundle))
     title = f"{files.name} ({bundle.name})"
-    focus = focus_voxel(mask, quantities)
+    rows = overlay_rows(mask, quantities)
     warnings += _optional(
         "overlay",
         lambda: write_overlay(
-            files.overlay, intensities, mask, affine, focus=focus, labels=labels, modality=bundle.modality, title=title
+            files.overlay, intensities, mask, affine, rows=rows, labels=labels, modality=bundle.modality, title=title
         ),
     )
     if scan.source.is_dir() and dicom_seg_available():
