@@ -26,7 +26,7 @@ from medseg.inference.options import InferenceOptions
 from medseg.inference.outputs import CaseRecord, focus_voxel, overlay_rows, write_case_outputs, write_run_outputs
 from medseg.inference.predict import segment_report
 from medseg.inference.provenance import options_record, run_provenance
-from medseg.io.html_report import report_html
+from medseg.io.html_report import Pictures, report_html
 from medseg.io.nifti import write_nifti
 from medseg.io.overlay import Row, radiological_views, window
 from medseg.io.paths import CaseFiles, ScanInput
@@ -34,6 +34,7 @@ from medseg.io.slicer_script import SlicerCase, find_cases, slicer_snippet
 from medseg.io.stats import case_stats, stats_table
 from medseg.lesions import measure
 
+from .chromium import chromium_or_skip
 from .shapes import grid_affine, sphere
 
 CENTRE = np.array([5.0, -12.0, 30.0])
@@ -202,6 +203,7 @@ def test_run_files(outdir):
     ]
     page = (outdir / "report.html").read_text()
     assert page.count('src="data:image/png;base64,') == 2
+    assert page.count('<div class="medseg-viewer">') == 2 and page.count("DecompressionStream") == 1
     assert not re.search(r"(src|href)=\"(?!data:)", page), "the page must not load anything from outside"
     assert "liver + tumour" in page and ">ras<" in page and ">lps<" in page
     assert not [p.name for p in outdir.iterdir() if p.name.startswith(".")]
@@ -267,10 +269,9 @@ def test_medseg_slicer_command(outdir):
     assert "slicer.util.loadSegmentation" in done.stdout
 
 
-@pytest.mark.skipif(shutil.which("chromium") is None, reason="chromium is not installed (apt-get install chromium)")
 def test_report_renders_in_headless_chromium(outdir, tmp_path):
     shot = tmp_path / "report.png"
-    command = ["chromium", "--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking"]
+    command = [chromium_or_skip(), "--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking"]
     command += ["--window-size=1200,1600", f"--screenshot={shot}", (outdir / "report.html").as_uri()]
     subprocess.run(command, capture_output=True, timeout=120, check=True)
     picture = np.asarray(Image.open(shot).convert("L"))
@@ -321,11 +322,11 @@ def test_small_lesions_are_counted_not_listed(ct_bundle_files):
     assert stats["labels"][1]["volume_ml"] == pytest.approx(31 * 0.008), "volumes count every voxel"
     [_, tumour] = csv.DictReader(io.StringIO(stats_table([stats])))
     assert (tumour["lesions"], tumour["lesions_not_listed"], tumour["largest_lesion_ml"]) == ("1", "2", "0.144")
-    page = report_html([stats], [None], "t")
+    page = report_html([stats], [Pictures()], "t")
     assert "2 lesions under 0.1 mL not listed" in page and "<td>4-5</td>" in page
     everything = case_stats("case", Path("case.nii.gz"), "b", labels, quantities, min_lesion_ml=0)
     assert [x["axial_slices"] for x in everything["lesions"]] == [[4, 5], [10, 11], [15, 15]]
-    assert "not listed" not in report_html([everything], [None], "t")
+    assert "not listed" not in report_html([everything], [Pictures()], "t")
 
 
 def test_a_negative_smallest_lesion_is_refused_before_work(ct_bundle_files, tmp_path):

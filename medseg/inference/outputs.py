@@ -2,8 +2,9 @@
 
 Per case, beside ``<name>_seg.nii.gz``: ``<name>.seg.nrrd`` (Slicer segmentation), ``<name>_stats.json``
 (volumes, lesions, burden, which scan it was, provenance) and ``<name>_overlay.png`` (axial, coronal and
-sagittal slices through each of the largest lesions, the mask drawn on); for a DICOM series input, when
-highdicom is installed, ``<name>_seg.dcm`` (DICOM SEG).
+sagittal slices through each of the largest lesions, the mask drawn on), ``<name>_viewer.json`` (the scan
+and mask made small for the report's slice viewer); for a DICOM series input, when highdicom is installed,
+``<name>_seg.dcm`` (DICOM SEG).
 Per run, in OUTDIR: ``stats.csv``, ``report.html``, ``<bundle>_colors.ctbl`` and ``open_in_slicer.py``.
 Every file is written atomically; :mod:`medseg.inference.predict` writes a case's files into its
 staging folder and moves them into OUTDIR together, mask last.
@@ -28,12 +29,13 @@ from medseg.inference.provenance import scan_geometry
 from medseg.io.atomic import write_text
 from medseg.io.color_table import write_color_table
 from medseg.io.dicom_seg import dicom_seg_available, write_dicom_seg
-from medseg.io.html_report import write_report
+from medseg.io.html_report import Pictures, write_report
 from medseg.io.overlay import Row, write_overlay
 from medseg.io.paths import REPORT_PAGE, SLICER_SCRIPT, STATS_TABLE, CaseFiles, ScanInput, color_table_path
 from medseg.io.seg_nrrd import write_seg_nrrd
 from medseg.io.slicer_script import SlicerCase, write_slicer_script
 from medseg.io.stats import case_stats, read_case_stats, stats_table, write_case_stats
+from medseg.io.viewer_data import viewer_volume, write_viewer_volume
 from medseg.lesions import DEFAULT_MIN_LESION_ML, Quantities, measure
 
 OVERLAY_LESIONS = 3  # the overlay shows a row of slices through each of the largest lesions, up to this many
@@ -105,9 +107,9 @@ class CaseRecord:
 
 
 def write_case_outputs(bundle: Bundle, scan: ScanInput, files: CaseFiles, record: CaseRecord) -> list[str]:
-    """Write the Slicer segmentation, statistics, overlay (and DICOM SEG) of the case whose mask is ``files.mask``.
+    """Write the Slicer segmentation, statistics, overlay, viewer data (and DICOM SEG) of the case ``files.mask``.
 
-    The Slicer segmentation and statistics must be written; the overlay and DICOM SEG are optional:
+    The Slicer segmentation and statistics must be written; the overlay, viewer data and DICOM SEG are optional:
     when one cannot be made, a warning says why and the rest is written.
 
     Args:
@@ -136,6 +138,13 @@ def write_case_outputs(bundle: Bundle, scan: ScanInput, files: CaseFiles, record
             files.overlay, intensities, mask, affine, rows=rows, labels=labels, modality=bundle.modality, title=title
         ),
     )
+    warnings += _optional(
+        "viewer",
+        lambda: write_viewer_volume(
+            files.viewer,
+            viewer_volume(intensities, mask, affine, labels=labels, modality=bundle.modality, focus=rows[0].focus),
+        ),
+    )
     if scan.source.is_dir() and dicom_seg_available():
         warnings += _optional("DICOM SEG", lambda: write_dicom_seg(files.dicom_seg, mask, scan.source, bundle))
     stats = case_stats(
@@ -161,7 +170,7 @@ def publish_case(staged: CaseFiles, output_dir: Path) -> Path:
     masks were asked for) are removed, so that nothing disagrees with the new mask.
     """
     target = CaseFiles(output_dir, staged.name)
-    for name in ("segmentation", "dicom_seg", "stats", "overlay", "mask"):
+    for name in ("segmentation", "dicom_seg", "stats", "overlay", "viewer", "mask"):
         source, destination = getattr(staged, name), getattr(target, name)
         if source.is_file():
             os.replace(source, destination)
@@ -179,10 +188,10 @@ def write_run_outputs(bundle: Bundle, output_dir: Path, cases: Sequence[CaseFile
     stats = [read_case_stats(files.stats) for files in cases]
     write_text(output_dir / STATS_TABLE, stats_table(stats))
     write_color_table(color_table_path(output_dir, bundle.name), bundle.labels)
-    overlays = [files.overlay for files in cases]
+    pictures = [Pictures(files.overlay, files.viewer) for files in cases]
     slicer_cases = [SlicerCase(Path(s["scan"]), files.segmentation) for s, files in zip(stats, cases, strict=True)]
     title = f"medseg: {bundle.name}"
     return [
-        *_optional(REPORT_PAGE, lambda: write_report(output_dir / REPORT_PAGE, stats, overlays, title)),
+        *_optional(REPORT_PAGE, lambda: write_report(output_dir / REPORT_PAGE, stats, pictures, title)),
         *_optional(SLICER_SCRIPT, lambda: write_slicer_script(output_dir, slicer_cases)),
     ]

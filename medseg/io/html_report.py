@@ -1,7 +1,8 @@
 """``report.html``: a run's self-contained page: summary table, provenance, each case's numbers and picture.
 
-The page has no external assets (styles inline, pictures embedded as base64 PNG), so it reads offline and
-can be mailed or moved on its own.
+The page has no external assets (styles and script inline, pictures embedded as base64 PNG, each case's
+slice viewer with its data: :mod:`medseg.io.viewer_page`), so it reads offline and can be mailed or moved
+on its own.
 """
 
 from __future__ import annotations
@@ -9,11 +10,13 @@ from __future__ import annotations
 import base64
 import json
 from collections.abc import Sequence
+from dataclasses import dataclass
 from html import escape
 from pathlib import Path
 from typing import Any
 
 from medseg.io.atomic import write_text
+from medseg.io.viewer_page import viewer_assets, viewer_div
 
 STYLE = """
 body { font-family: sans-serif; margin: 2em; color: #222; }
@@ -120,7 +123,15 @@ def _not_listed(stats: dict[str, Any]) -> str:
     return f'<p class="note">{count} {lesions} under {stats["min_lesion_ml"]:g} mL not listed</p>'
 
 
-def _case_section(stats: dict[str, Any], overlay: Path | None) -> str:
+@dataclass(frozen=True)
+class Pictures:
+    """A case's overlay PNG and slice viewer data (``<name>_viewer.json``); None or a missing file: none."""
+
+    overlay: Path | None = None
+    viewer: Path | None = None
+
+
+def _case_section(stats: dict[str, Any], pictures: Pictures) -> str:
     lesion_rows = [
         [
             i,
@@ -142,14 +153,17 @@ def _case_section(stats: dict[str, Any], overlay: Path | None) -> str:
         header = ["lesion", "label", "volume (mL)", "longest axial diameter (mm)", "axial slices", "centre (RAS, mm)"]
         parts.append(_table(header, lesion_rows))
     parts.append(_not_listed(stats))
-    if overlay is not None and overlay.is_file():
-        parts.append(_image(overlay))
+    if pictures.viewer is not None and pictures.viewer.is_file():
+        parts.append(viewer_div(pictures.viewer))
+    if pictures.overlay is not None and pictures.overlay.is_file():
+        parts.append(_image(pictures.overlay))
     return "\n".join(parts)
 
 
-def report_html(cases: Sequence[dict[str, Any]], overlays: Sequence[Path | None], title: str) -> str:
-    """The page for ``cases`` (``<name>_stats.json`` contents) and their overlay PNGs (None: no picture)."""
-    sections = "\n".join(_case_section(stats, png) for stats, png in zip(cases, overlays, strict=True))
+def report_html(cases: Sequence[dict[str, Any]], pictures: Sequence[Pictures], title: str) -> str:
+    """The page for ``cases`` (``<name>_stats.json`` contents), with their overlays and slice viewers."""
+    sections = "\n".join(_case_section(stats, media) for stats, media in zip(cases, pictures, strict=True))
+    viewers = viewer_assets() if any(media.viewer and media.viewer.is_file() for media in pictures) else ""
     bundle = escape(cases[0]["bundle"]) if cases else ""
     return f"""<!DOCTYPE html>
 <html lang="en"><head><meta charset="utf-8"><title>{escape(title)}</title><style>{STYLE}</style></head>
@@ -162,13 +176,12 @@ Research use only: check every mask before relying on a number.</p>
 {_summary(cases) if cases else "<p>No cases.</p>"}
 {_provenance(cases) if cases else ""}
 {sections}
+{viewers}
 </body></html>
 """
 
 
-def write_report(
-    path: str | Path, cases: Sequence[dict[str, Any]], overlays: Sequence[Path | None], title: str
-) -> Path:
+def write_report(path: str | Path, cases: Sequence[dict[str, Any]], pictures: Sequence[Pictures], title: str) -> Path:
     """Write :func:`report_html` to ``path`` atomically."""
-    write_text(path, report_html(cases, overlays, title))
+    write_text(path, report_html(cases, pictures, title))
     return Path(path)
