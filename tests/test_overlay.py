@@ -6,8 +6,8 @@ from matplotlib.figure import Figure
 from PIL import Image
 
 from medseg.bundles import find_bundle
-from medseg.io.contrast import MIN_CONTRAST, edge_pixels, luminance
-from medseg.io.overlay import Row, View, _scale_bar, outline_colours, radiological_views, window, write_overlay
+from medseg.io.contrast import MIN_CONTRAST, edge_pixels, label_colours, luminance
+from medseg.io.overlay import Row, View, _scale_bar, radiological_views, window, write_overlay
 
 from .shapes import grid_affine, sphere
 
@@ -36,7 +36,7 @@ def test_grey_and_white_matter_outlines_stand_out_from_the_tissue_under_them():
     labels = find_bundle("mri_brain_tissue_3d").labels
     grey = window(scan, "MR")
     views = radiological_views(scan, mask, affine, (24, 28, 22))
-    colours = outline_colours([views], labels, grey)
+    colours = label_colours([(view.image, view.labels) for view in views], labels, grey)
     for label in labels[1:]:
         background = _background(views, label.value, grey)
         assert abs(luminance(np.array(label.rgb) / 255) - background) < MIN_CONTRAST, "the bundle's own would vanish"
@@ -48,7 +48,8 @@ def test_colours_that_stand_out_are_kept():
     scan, mask, affine = _brain()
     tumour_labels = find_bundle("mri_brain_tumour_3d").labels  # red, green, yellow
     views = radiological_views(scan, np.where(mask == 2, 4, 0).astype(np.uint8), affine, (24, 28, 22))
-    black = outline_colours([views], tumour_labels, (1000.0, 2000.0))  # every voxel shown black
+    pictures = [(view.image, view.labels) for view in views]
+    black = label_colours(pictures, tumour_labels, (1000.0, 2000.0))  # a window that shows every voxel black
     assert black[4] == pytest.approx(np.array(tumour_labels[3].rgb) / 255), "yellow on black is kept"
 
 

@@ -16,6 +16,8 @@ from itertools import cycle
 import numpy as np
 from scipy import ndimage
 
+from medseg.bundles import Label
+
 MIN_CONTRAST = 0.4
 MIN_SATURATION = 0.2  # below this (max - min of red, green, blue) a colour reads as a grey
 # Vivid hues for grey-ish labels that would not stand out: cyan, magenta, orange, green.
@@ -75,3 +77,26 @@ def readable_colours(
             colour = np.asarray(next(accents))
         readable.append(contrasting(colour, background))
     return readable
+
+
+def label_colours(
+    pictures: Sequence[tuple[np.ndarray, np.ndarray]], labels: Sequence[Label], grey: tuple[float, float]
+) -> dict[int, tuple[float, float, float]]:
+    """Each foreground label's colour (0-1) for these pictures, made to stand out from the grey under it.
+
+    The grey under a label is the median, over all the pictures, of the intensities its outline passes
+    between (:func:`edge_pixels`), placed in the display window.
+
+    Args:
+        pictures: ``(intensities, label map)`` pairs of the same shape, 2D slices or 3D volumes.
+        labels: the bundle's labels.
+        grey: the display window ``(low, high)`` of the intensities.
+    """
+    shown = [label for label in labels if label.value]
+    backgrounds = []
+    for label in shown:
+        under = np.concatenate([image[edge_pixels(values == label.value)].ravel() for image, values in pictures])
+        level = (np.median(under) - grey[0]) / (grey[1] - grey[0]) if under.size else 0.0
+        backgrounds.append(float(np.clip(level, 0, 1)))
+    colours = readable_colours([np.array(label.rgb) / 255 for label in shown], backgrounds)
+    return {label.value: colour for label, colour in zip(shown, colours, strict=True)}

@@ -26,7 +26,7 @@ from matplotlib.patches import Patch
 
 from medseg.bundles import Label
 from medseg.io.atomic import atomic_file
-from medseg.io.contrast import edge_pixels, readable_colours
+from medseg.io.contrast import label_colours
 
 CT_WINDOW = (40.0, 400.0)  # level, width (HU)
 MR_PERCENTILES = (1.0, 99.0)
@@ -141,30 +141,6 @@ def radiological_views(scan: np.ndarray, mask: np.ndarray, affine: np.ndarray, f
     ]
 
 
-def outline_colours(
-    rows: Sequence[Sequence[View]], labels: Sequence[Label], grey: tuple[float, float]
-) -> dict[int, tuple[float, float, float]]:
-    """Each foreground label's colour (0-1) for this picture, made to stand out from the grey under its outlines.
-
-    The grey is the median, over every view, of the pixels an outline of the label passes between.
-
-    Args:
-        rows: the views drawn.
-        labels: the bundle's labels.
-        grey: the display window ``(low, high)``.
-    """
-    shown = [label for label in labels if label.value]
-    backgrounds = []
-    for label in shown:
-        under = np.concatenate(
-            [view.image[edge_pixels(view.labels == label.value)] for views in rows for view in views]
-        )
-        grey_level = (np.median(under) - grey[0]) / (grey[1] - grey[0]) if under.size else 0.0
-        backgrounds.append(float(np.clip(grey_level, 0, 1)))
-    colours = readable_colours([np.array(label.rgb) / 255 for label in shown], backgrounds)
-    return {label.value: colour for label, colour in zip(shown, colours, strict=True)}
-
-
 def _scale_bar(axes: Axes, view: View) -> None:
     """A bar of a round length (at most a quarter of the image's width) at the image's bottom left."""
     width_mm = view.image.shape[1] * view.pixel_mm[0]
@@ -224,7 +200,7 @@ def write_overlay(
     FigureCanvasAgg(figure)
     grey = window(scan, modality)
     views = [radiological_views(scan, mask, affine, row.focus) for row in rows]
-    colours = outline_colours(views, labels, grey)
+    colours = label_colours([(view.image, view.labels) for row in views for view in row], labels, grey)
     grid = figure.subplots(len(rows), 3, squeeze=False)
     for axes_row, row, row_views in zip(grid, rows, views, strict=True):
         for axes, view in zip(axes_row, row_views, strict=True):

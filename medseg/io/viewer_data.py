@@ -30,7 +30,7 @@ import numpy as np
 
 from medseg.bundles import Label
 from medseg.io.atomic import write_text
-from medseg.io.contrast import edge_pixels, readable_colours
+from medseg.io.contrast import label_colours
 from medseg.io.overlay import to_ras, window
 
 MAX_SIDE = 256
@@ -97,21 +97,6 @@ def _stored_axes(affine: np.ndarray, shape: Sequence[int]) -> list[dict[str, Any
     return axes
 
 
-def _label_colours(image: np.ndarray, mask: np.ndarray, labels: Sequence[Label], grey: tuple[float, float]) -> list:
-    """The labels present in ``labels``' order, as ``{"value", "name", "rgb"}`` with readable 0-255 colours."""
-    shown = [label for label in labels if label.value]
-    backgrounds = []
-    for label in shown:
-        under = image[edge_pixels(mask == label.value)]
-        level = (np.median(under) - grey[0]) / (grey[1] - grey[0]) if under.size else 0.0
-        backgrounds.append(float(np.clip(level, 0, 1)))
-    colours = readable_colours([np.array(label.rgb) / 255 for label in shown], backgrounds)
-    return [
-        {"value": label.value, "name": label.name, "rgb": [round(255 * c) for c in colour]}
-        for label, colour in zip(shown, colours, strict=True)
-    ]
-
-
 def viewer_volume(
     scan: np.ndarray,
     mask: np.ndarray,
@@ -145,6 +130,7 @@ def viewer_volume(
     image = np.rint(np.clip((small - low) / (high - low), 0, 1) * 255).astype(np.uint8)
     small_mask = block_max(mask_ras, factors).astype(np.uint8)
     grey = window(scan, modality)
+    names = {label.value: label.name for label in labels}
     start = np.linalg.solve(ras_affine, affine @ np.append(np.asarray(focus, float), 1.0))[:3] // factors
     return {
         "shape": list(image.shape),
@@ -153,7 +139,10 @@ def viewer_volume(
         "stored": _stored_axes(affine, scan.shape),
         "range": [low, high],
         "window": [(grey[0] + grey[1]) / 2, grey[1] - grey[0]],
-        "labels": _label_colours(small, small_mask, labels, grey),
+        "labels": [
+            {"value": value, "name": names[value], "rgb": [round(255 * c) for c in colour]}
+            for value, colour in label_colours([(small, small_mask)], labels, grey).items()
+        ],
         "start": [int(np.clip(v, 0, n - 1)) for v, n in zip(start, image.shape, strict=True)],
         "image": _packed(image),
         "mask": _packed(small_mask),
