@@ -333,3 +333,9 @@ def test_a_negative_smallest_lesion_is_refused_before_work(ct_bundle_files, tmp_
     with pytest.raises(MedsegError, match="smallest lesion to list must be 0 mL or more, not -1"):
         segment_report(ct_bundle_files, [tmp_path / "scan.nii.gz"], tmp_path / "out", min_lesion_ml=-1)
     assert not (tmp_path / "out").exists()
+
+
+def test_min_lesion_ml_below_zero_is_a_usage_error(tmp_path):
+    command = [sys.executable, "-m", "medseg", "infer", "ct_liver_tumour_3d", str(tmp_path / "scan.nii.gz")]
+    done = subprocess.run([*command, "-o", str(tmp_path), "--min-lesion-ml", "-1"], capture_output=True, text=True)
+    assert done.returncode == 2 and "--min-lesion-ml" in done.stderr
