@@ -95,7 +95,7 @@ class Row:
 
 def _plane(volume: np.ndarray, across: int, position: int, shown: tuple[int, int]) -> np.ndarray:
     """The slice at ``position`` across axis ``across`` as an image ``(rows, columns)``, columns reversed."""
-    section = np.take(volume, position, axis=across)
+    section = volume[tuple(position if axis == across else slice(None) for axis in range(volume.ndim))]  # a view
     columns, rows = (axis - (axis > across) for axis in shown)
     return np.moveaxis(section, (rows, columns), (0, 1))[:, ::-1]
 
