@@ -339,3 +339,17 @@ def test_min_lesion_ml_below_zero_is_a_usage_error(tmp_path):
     command = [sys.executable, "-m", "medseg", "infer", "ct_liver_tumour_3d", str(tmp_path / "scan.nii.gz")]
     done = subprocess.run([*command, "-o", str(tmp_path), "--min-lesion-ml", "-1"], capture_output=True, text=True)
     assert done.returncode == 2 and "--min-lesion-ml" in done.stderr
+
+
+def test_statistics_of_an_earlier_version_still_make_a_table_and_report(outdir):
+    """A folder may hold cases written before provenance, slice spans and the smallest lesion were recorded."""
+    stats = json.loads((outdir / "ras_stats.json").read_text())
+    for key in ("geometry", "provenance", "min_lesion_ml"):
+        del stats[key]
+    for lesion in stats["lesions"]:
+        del lesion["axial_slices"]
+    del stats["labels"][1]["lesions_not_listed"]
+    [_, tumour] = csv.DictReader(io.StringIO(stats_table([stats])))
+    assert (tumour["lesions"], tumour["weights_sha256"], tumour["size"]) == ("1", "", "")
+    page = report_html([stats], [Pictures()], "t")
+    assert "size, spacing and orientation not recorded" in page and "<td>not recorded</td>" in page

@@ -198,7 +198,7 @@ def _rows(stats: dict[str, Any]) -> list[dict[str, Any]]:
             burden = burdens[entry["value"]]
             row |= {
                 "lesions": entry["lesion_count"],
-                "lesions_not_listed": entry["lesions_not_listed"],
+                "lesions_not_listed": entry.get("lesions_not_listed", ""),
                 "largest_lesion_ml": lesions[0]["volume_ml"] if lesions else "",
                 "longest_axial_diameter_mm": max((x["longest_axial_diameter_mm"] for x in lesions), default=""),
                 "burden_percent": _percent(burden["fraction"]),
