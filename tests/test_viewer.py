@@ -2,11 +2,13 @@
 
 import base64
 import json
+import re
 import time
 import zlib
 
 import numpy as np
 import pytest
+from scipy import ndimage
 
 from medseg.bundles import find_bundle
 from medseg.inference.outputs import CaseRecord, write_case_outputs, write_run_outputs
@@ -89,8 +91,9 @@ def test_viewer_data_of_a_512_x_512_x_600_ct_stays_small():
 
 
 def _write_case(folder):
-    """One CT case stored LPS with coarse slices: a liver (110 HU) holding a tumour (45 HU); its outputs."""
-    shape, spacing = (60, 60, 28), (1.8, 1.8, 4.0)
+    """A CT case stored LPS with 300 thin slices (the viewer shows them in pairs): a liver (110 HU) holding a
+    tumour (45 HU); its outputs and the tumour's centre voxel."""
+    shape, spacing = (60, 60, 300), (1.8, 1.8, 0.4)
     affine = grid_affine(spacing, shape, CENTRE, flip=(-1, -1, 1))
     liver, tumour = sphere(affine, shape, CENTRE, 40), sphere(affine, shape, TUMOUR, 9)
     scan = np.full(shape, -90, np.int16)
@@ -103,7 +106,7 @@ def _write_case(folder):
     write_nifti(files.mask, mask, affine)
     write_case_outputs(bundle, ScanInput(folder / "scan.nii.gz", folder / "scan.nii.gz"), files, CaseRecord({}))
     write_run_outputs(bundle, folder, [files])
-    return folder / "report.html"
+    return folder / "report.html", np.rint(ndimage.center_of_mass(mask == 2)).astype(int)
 
 
 @pytest.fixture(scope="module")
@@ -115,20 +118,24 @@ def browser(tmp_path_factory):
 
 
 AXIAL = ".medseg-view[data-view=axial] canvas"
-CAPTION = "document.querySelector('.medseg-view[data-view=axial] figcaption').textContent"
+
+
+def _caption(browser, view):
+    return browser.evaluate(f"document.querySelector('.medseg-view[data-view={view}] figcaption').textContent")
 
 
 def test_viewer_scrolls_toggles_labels_and_windows_in_headless_chromium(tmp_path, browser):
-    page = _write_case(tmp_path)
+    page, tumour = _write_case(tmp_path)
     browser.open(page.as_uri(), "document.querySelector('.medseg-viewer')?.dataset.ready")
-    stats = json.loads((tmp_path / "scan_stats.json").read_text())
-    first_slice, last_slice = stats["lesions"][0]["axial_slices"]
-    start = int(browser.evaluate(CAPTION).removeprefix("axial, slice "))
-    assert first_slice < start < last_slice, "the viewer opens at the largest lesion, numbered as the table"
+    first, last = json.loads((tmp_path / "scan_stats.json").read_text())["lesions"][0]["axial_slices"]
+    low, high = map(int, re.fullmatch(r"axial, slices (\d+)-(\d+)", _caption(browser, "axial")).groups())
+    assert first < low == tumour[2] - tumour[2] % 2 and high == low + 1 < last, "at the lesion, as the table numbers"
+    assert _caption(browser, "coronal") == f"coronal, slice {tumour[1]}"
+    assert _caption(browser, "sagittal") == f"sagittal, slice {tumour[0]}", "x runs backwards in RAS order"
     shown = browser.screenshot(AXIAL)
 
     browser.wheel(AXIAL, 3)
-    assert browser.evaluate(CAPTION) == f"axial, slice {start + 3}"
+    assert _caption(browser, "axial") == f"axial, slices {low + 6}-{high + 6}"
     assert np.abs(browser.screenshot(AXIAL).astype(int) - shown).max() > 50, "another slice of the tumour"
     browser.wheel(AXIAL, -3)
     np.testing.assert_array_equal(browser.screenshot(AXIAL), shown)
