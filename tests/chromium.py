@@ -100,25 +100,26 @@ class Browser:
         )
         self.evaluate(waited)
 
-    def centre(self, selector: str) -> tuple[float, float]:
-        """Where the centre of the first element that matches ``selector`` is, in CSS pixels of the page."""
+    def point(self, selector: str, at: tuple[float, float] = (0.5, 0.5)) -> tuple[float, float]:
+        """A point of the first element that matches ``selector``, ``at`` fractions of its width and height
+        from its top left corner, in CSS pixels of the page."""
         box = self.evaluate(
             f"(() => {{ const r = document.querySelector({selector!r}).getBoundingClientRect(); "
-            "return [r.x + r.width / 2, r.y + r.height / 2]; })()"
+            f"return [r.x + {at[0]} * r.width, r.y + {at[1]} * r.height]; }})()"
         )
         return box[0], box[1]
 
     def wheel(self, selector: str, clicks: int) -> None:
         """Turn the mouse wheel over an element: ``clicks`` notches, away from the user when positive."""
-        x, y = self.centre(selector)
+        x, y = self.point(selector)
         for _ in range(abs(clicks)):
             self.call(
                 "Input.dispatchMouseEvent", type="mouseWheel", x=x, y=y, deltaX=0, deltaY=100 if clicks > 0 else -100
             )
 
-    def click(self, selector: str) -> None:
-        """Press and release the left mouse button over an element."""
-        x, y = self.centre(selector)
+    def click(self, selector: str, at: tuple[float, float] = (0.5, 0.5)) -> None:
+        """Press and release the left mouse button over an element, at :meth:`point` ``at``."""
+        x, y = self.point(selector, at)
         for kind in ("mousePressed", "mouseReleased"):
             self.call("Input.dispatchMouseEvent", type=kind, x=x, y=y, button="left", clickCount=1)
 

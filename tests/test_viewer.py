@@ -147,6 +147,9 @@ def test_viewer_scrolls_toggles_labels_and_windows_in_headless_chromium(tmp_path
     browser.click("input[data-label='2']")
     np.testing.assert_array_equal(browser.screenshot(AXIAL), shown)
 
+    browser.click(AXIAL, at=(20.5 / 60, 20.5 / 60))  # the middle of pixel (20, 20): stored voxels x = y = 20
+    assert [_caption(browser, view) for view in ("coronal", "sagittal")] == ["coronal, slice 20", "sagittal, slice 20"]
+
     browser.evaluate(
         "(() => { const s = document.querySelector('input[data-window=level]'); s.value = 400; "
         "s.dispatchEvent(new Event('input')); })()"

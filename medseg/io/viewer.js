@@ -2,8 +2,9 @@
 // Each div of class medseg-viewer holds a script element of type application/json written by
 // medseg/io/viewer_data.py: a small RAS-ordered grid, its uint8 intensities and labels (zlib, base64).
 // Views are drawn as a radiologist reads them (patient's right on the left, superior or anterior up),
-// each pixel at its physical aspect. The wheel over a view (or its slider) moves through its slices;
-// the checkboxes show or hide each label; the level and width sliders set the grey-level window.
+// each pixel at its physical aspect. The wheel over a view (or its slider) moves through its slices; a
+// click on a view moves the other two through that point; the checkboxes show or hide each label; the
+// level and width sliders set the grey-level window.
 // When a viewer has drawn its first views it sets data-ready="true" on its <div>.
 "use strict";
 
@@ -77,6 +78,7 @@
         event.preventDefault();
         this.moveTo(state, this.position[view.across] + Math.sign(event.deltaY));
       });
+      canvas.addEventListener("click", (event) => this.pointAt(state, event));
       return state;
     }
 
@@ -116,6 +118,16 @@
       label.append(slider, text);
       controls.append(label);
       return slider;
+    }
+
+    // A click on a view moves the other two views through the voxel clicked.
+    pointAt(view, event) {
+      const box = view.canvas.getBoundingClientRect();
+      const column = Math.floor(((event.clientX - box.left) / box.width) * view.canvas.width);
+      const row = Math.floor(((event.clientY - box.top) / box.height) * view.canvas.height);
+      this.position[view.columns] = view.canvas.width - 1 - Math.min(column, view.canvas.width - 1);
+      this.position[view.rows] = view.canvas.height - 1 - Math.min(row, view.canvas.height - 1);
+      this.drawAll();
     }
 
     moveTo(view, index) {
