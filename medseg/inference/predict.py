@@ -182,9 +182,9 @@ def segment_report(
         **(overrides or {}),
     }
     budget = available_memory() if max_memory is None else max_memory
-    options_used = options_record(options, overrides or {}, min_lesion_ml=min_lesion_ml)
     record = None
-    if extras:
+    if extras:  # the statistics, table and report carry the run's provenance
+        options_used = options_record(options, overrides or {}, min_lesion_ml=min_lesion_ml)
         record = CaseRecord(run_provenance(bundle, members, device=device, options=options_used), min_lesion_ml)
     report = SegmentReport()
     with tempfile.TemporaryDirectory(prefix="medseg-dicom-") as scratch:
