@@ -309,6 +309,14 @@ def infer_command(
             "--ignore-modality", help="Segment scans whose DICOM modality is not the bundle's (refused by default)."
         ),
     ] = False,
+    min_lesion_ml: Annotated[
+        float,
+        typer.Option(
+            "--min-lesion-ml",
+            min=0.0,
+            help="Lesions smaller than this (mL) are counted in the statistics and report, not listed.",
+        ),
+    ] = 0.1,
     trust: TrustOpt = False,
 ) -> None:
     """Segment scans; writes OUTDIR/<name>_seg.nii.gz (uint8, on the scan's own grid) and more.
@@ -342,6 +350,7 @@ def infer_command(
             extras=not masks_only,
             max_memory=None if max_memory is None else int(max_memory * 1e9),
             ignore_modality=ignore_modality,
+            min_lesion_ml=min_lesion_ml,
         )
     if ignore_modality:
         typer.echo("warning: --ignore-modality: scans are segmented whatever modality their files record", err=True)

@@ -10,6 +10,9 @@ orientation, voxel size and obliquity:
   slices, i.e. the slices across the voxel axis closest to the patient's superior axis. In each slice the
   lesion's voxels are squares; the diameter is the largest distance in world coordinates between two
   corners of their convex hull, as calipers laid on the image would measure it;
+- a lesion's axial slices: the first and last slice it touches, numbered as a viewer numbers them: the
+  voxel index (from 0) along that same axis, as the scan's file stores it (3D Slicer's IJK, the report's
+  viewer and overlay);
 - burden: lesion volume over organ volume, where the organ is the union of its own label and the lesion
   labels inside it (a liver with its tumours).
 """
@@ -28,6 +31,8 @@ from scipy.spatial.distance import pdist
 FULL_CONNECTIVITY = ndimage.generate_binary_structure(3, 3)
 # In-plane offsets of a voxel's four corners from its centre, in voxel units.
 CORNERS = np.array(list(product((-0.5, 0.5), repeat=2)))
+# Lesions smaller than this (mL) are counted but not listed in the statistics and the report.
+DEFAULT_MIN_LESION_ML = 0.1
 
 
 @dataclass(frozen=True)
@@ -40,6 +45,7 @@ class Lesion:
         axial_diameter_mm: longest in-plane diameter over the axial slices, in mm.
         centre: ``(3,)`` voxel index nearest its centroid.
         centre_ras_mm: ``(3,)`` world (RAS) position of its centroid, in mm.
+        axial_slices: the first and last axial slice it touches (voxel indices along :func:`axial_axis`).
     """
 
     label: int
@@ -47,6 +53,7 @@ class Lesion:
     axial_diameter_mm: float
     centre: tuple[int, int, int]
     centre_ras_mm: tuple[float, float, float]
+    axial_slices: tuple[int, int]
 
 
 @dataclass(frozen=True)
@@ -127,6 +134,7 @@ def find_lesions(mask: np.ndarray, affine: np.ndarray, label: int) -> list[Lesio
     """The connected components of ``label`` in ``mask`` ``(X, Y, Z)``, measured (in no particular order)."""
     components, _ = ndimage.label(mask == label, structure=FULL_CONNECTIVITY)
     voxel_ml = voxel_volume_ml(affine)
+    axis = axial_axis(affine)
     lesions = []
     for index, box in enumerate(ndimage.find_objects(components), start=1):
         component = components[box] == index
@@ -139,6 +147,7 @@ def find_lesions(mask: np.ndarray, affine: np.ndarray, label: int) -> list[Lesio
                 axial_diameter_mm=axial_diameter_mm(component, affine, offset),
                 centre=tuple(int(v) for v in np.rint(centroid)),
                 centre_ras_mm=tuple(float(v) for v in affine[:3, :3] @ centroid + affine[:3, 3]),
+                axial_slices=(box[axis].start, box[axis].stop - 1),
             )
         )
     return lesions

@@ -2,6 +2,7 @@
 a table, report, colour table and Slicer snippet per run; all of a case's files or none of them."""
 
 import csv
+import hashlib
 import json
 import subprocess
 import sys
@@ -13,7 +14,7 @@ from medseg.inference import outputs
 from medseg.inference.predict import segment_report
 from medseg.io.paths import CaseFiles
 
-CASE_FILES = ("mask", "segmentation", "stats", "overlay")
+CASE_FILES = ("mask", "segmentation", "stats", "overlay", "viewer")
 
 
 @pytest.fixture(scope="module")
@@ -79,6 +80,11 @@ def test_the_other_case_has_all_its_files(one_case_fails, tiny_run):
     assert (output / f"{tiny_run.bundle.name}_colors.ctbl").is_file()
     assert str(files.segmentation) in (output / "open_in_slicer.py").read_text()
     assert (output / "report.html").read_text().count("data:image/png;base64,") == 1
+    run = stats["provenance"]
+    assert (run["device"], run["weights_sha256"]) == (
+        "cpu",
+        [hashlib.sha256(tiny_run.bundle.weights.read_bytes()).hexdigest()],
+    )
 
 
 def test_masks_only_from_the_command_line(tmp_path, tiny_run, test_scans):

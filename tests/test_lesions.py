@@ -80,3 +80,19 @@ def test_no_rules_no_lesions():
     assert found.lesions == [] and found.burdens == []
     assert found.volumes_ml[2] == 0
     assert found.volumes_ml[1] == pytest.approx(int((sphere(affine, shape, CENTRE, 6)).sum()) * 8 / 1000)
+
+
+def test_lesion_slice_spans_are_voxel_indices_along_the_axial_axis():
+    mask = np.zeros((16, 12, 12), np.uint8)
+    mask[4:9, 2:5, 3:6] = 2
+    mask[12, 10, 10] = 2
+    head_first = np.array([[0, 2.0, 0, 0], [0, 0, 2.0, 0], [3.0, 0, 0, 0], [0, 0, 0, 1]])  # axis 0 runs superior
+    assert sorted(lesion.axial_slices for lesion in measure(mask, head_first, [2], LIVER_RULES).lesions) == [
+        (4, 8),
+        (12, 12),
+    ]
+    feet_first = np.diag([2.0, 2.0, -3.0, 1.0])  # axis 2 runs inferior: still numbered as stored
+    assert sorted(lesion.axial_slices for lesion in measure(mask, feet_first, [2], LIVER_RULES).lesions) == [
+        (3, 5),
+        (10, 10),
+    ]

@@ -88,7 +88,7 @@ def test_every_shipped_bundle_records_its_training_volumes():
 
 def test_a_single_slice_with_foreground_gets_its_overlay(tmp_path):
     """A one-voxel-thin view has no outline to draw (matplotlib's contour needs 2 x 2): its voxels are filled."""
-    from medseg.io.overlay import write_overlay
+    from medseg.io.overlay import Row, write_overlay
 
     scan = _ct_like((30, 30, 1))
     mask = np.zeros(scan.shape, np.uint8)
@@ -99,7 +99,7 @@ def test_a_single_slice_with_foreground_gets_its_overlay(tmp_path):
         scan,
         mask,
         np.diag([0.7, 0.7, 5.0, 1.0]),
-        focus=(15, 15, 0),
+        rows=[Row("", (15, 15, 0))],
         labels=labels,
         modality="CT",
         title="one slice",

@@ -31,11 +31,13 @@ from medseg.engine_logs import engine_logs_silenced
 from medseg.errors import MedsegError
 from medseg.inference.memory import check_memory
 from medseg.inference.options import InferenceOptions, inference_overrides
-from medseg.inference.outputs import publish_case, write_case_outputs, write_run_outputs
+from medseg.inference.outputs import CaseRecord, publish_case, write_case_outputs, write_run_outputs
 from medseg.inference.plausibility import check_spacing
+from medseg.inference.provenance import options_record, run_provenance
 from medseg.io.dicom import find_image, image_to_nifti
 from medseg.io.dicom_objects import MODALITY_WORDS
 from medseg.io.paths import CaseFiles, ScanInput, check_output_folder, is_nifti, nifti_stem, scan_name
+from medseg.lesions import DEFAULT_MIN_LESION_ML
 from medseg.memory import available_memory
 from medseg.weights import check_weights
 
@@ -136,6 +138,7 @@ def segment_report(
     extras: bool = True,
     max_memory: int | None = None,
     ignore_modality: bool = False,
+    min_lesion_ml: float = DEFAULT_MIN_LESION_ML,
 ) -> SegmentReport:
     """Segment scans, skipping (and reporting) those that fail.
 
@@ -156,6 +159,7 @@ def segment_report(
             that needs more is refused before work starts. Default: the memory available now.
         ignore_modality: segment a scan whose file names another modality than the bundle's (DICOM
             records it; NIfTI does not) instead of refusing it.
+        min_lesion_ml: lesions smaller than this (mL) are counted in the statistics and the report, not listed.
 
     Raises:
         MedsegError: for unusable weights, options, override ids or output folder, or duplicate output
@@ -163,6 +167,8 @@ def segment_report(
     """
     if not inputs:
         raise MedsegError("no input scans given")
+    if not min_lesion_ml >= 0:
+        raise MedsegError(f"the smallest lesion to list must be 0 mL or more, not {min_lesion_ml}")
     sources = [Path(path) for path in inputs]
     _unique_names(sources)
     check_output_folder(output_dir)
@@ -176,6 +182,10 @@ def segment_report(
         **(overrides or {}),
     }
     budget = available_memory() if max_memory is None else max_memory
+    record = None
+    if extras:  # the statistics, table and report carry the run's provenance
+        options_used = options_record(options, overrides or {}, min_lesion_ml=min_lesion_ml)
+        record = CaseRecord(run_provenance(bundle, members, device=device, options=options_used), min_lesion_ml)
     report = SegmentReport()
     with tempfile.TemporaryDirectory(prefix="medseg-dicom-") as scratch:
         scans = []
@@ -188,7 +198,7 @@ def segment_report(
             skipped = len(sources) - len(scans)
             counted = None if progress is None else (lambda done: progress(skipped + done))
             with engine_logs_silenced():  # a failure is reported in one line, not again by the engines' logs
-                _run_scans(bundle, scans, Path(output_dir), config, report, counted, extras)
+                _run_scans(bundle, scans, Path(output_dir), config, report, counted, record)
     return report
 
 
@@ -199,9 +209,13 @@ def _run_scans(
     config: dict[str, Any],
     report: SegmentReport,
     progress: Callable[[int], None] | None,
-    extras: bool,
+    record: CaseRecord | None,
 ) -> None:
-    """Segment checked scans one by one into ``output``; failures and warnings go to ``report``."""
+    """Segment checked scans one by one into ``output``; failures and warnings go to ``report``.
+
+    With a ``record`` (provenance, smallest lesion listed), each case's other outputs and the run's
+    follow its mask.
+    """
     created = not output.exists()
     output.mkdir(parents=True, exist_ok=True)
     staging = Path(tempfile.mkdtemp(prefix=".medseg-staging-", dir=output))
@@ -215,7 +229,7 @@ def _run_scans(
                 workflow.initialize()
                 workflow.run()
                 staged = CaseFiles(staging, nifti_stem(scan.path))
-                warnings = write_case_outputs(bundle, scan, staged) if extras else []
+                warnings = [] if record is None else write_case_outputs(bundle, scan, staged, record)
                 report.written.append(publish_case(staged, output))
                 report.warnings += [f"{scan.source}: {warning}" for warning in warnings]
             except Exception as error:  # one scan's failure must not stop the others
@@ -223,7 +237,7 @@ def _run_scans(
             if progress is not None:
                 progress(done)
         workflow.finalize()
-        if extras and report.written:
+        if record is not None and report.written:
             cases = [CaseFiles.of_mask(mask) for mask in report.written]
             report.warnings += [f"{output}: {warning}" for warning in write_run_outputs(bundle, output, cases)]
     finally:

@@ -1,10 +1,14 @@
-"""``<name>_overlay.png``: axial, coronal and sagittal slices of the scan with the mask outlined.
+"""``<name>_overlay.png``: rows of axial, coronal and sagittal slices of the scan with the mask drawn on.
 
-The volumes are first turned to the closest RAS voxel order (axis flips and swaps only, no resampling),
-then shown as a radiologist reads them: the patient's right on the image's left in axial and coronal
-views, anterior on the left in the sagittal view, superior up, each pixel drawn with its physical aspect.
-CT uses an abdominal window (level 40 HU, width 400 HU); MR the 1st to 99th percentile of the non-zero
-voxels. Each label is outlined in its colour, with a legend.
+One row through each of the largest lesions (up to three), else one through the organs' centre. The
+volumes are first turned to the closest RAS voxel order (axis flips and swaps only, no resampling), then
+shown as a radiologist reads them: the patient's right on the image's left in axial and coronal views,
+anterior on the left in the sagittal view, superior up, each pixel drawn with its physical aspect. CT
+uses an abdominal window (level 40 HU, width 400 HU); MR the 1st to 99th percentile of the non-zero
+voxels. Each label is filled, semi-transparent, and outlined, in its colour made to stand out from the
+grey levels under its outline (:mod:`medseg.io.contrast`), with a legend. Each view is titled with its
+slice number (the voxel index, from 0, along the scan's own axis it cuts across, as the file stores it)
+and carries a scale bar.
 """
 
 from __future__ import annotations
@@ -22,6 +26,7 @@ from matplotlib.patches import Patch
 
 from medseg.bundles import Label
 from medseg.io.atomic import atomic_file
+from medseg.io.contrast import label_colours
 
 CT_WINDOW = (40.0, 400.0)  # level, width (HU)
 MR_PERCENTILES = (1.0, 99.0)
@@ -32,6 +37,9 @@ VIEWS = (
     ("coronal", 1, (0, 2), ("R", "L")),
     ("sagittal", 0, (1, 2), ("A", "P")),
 )
+FILL_ALPHA = 0.25
+THIN_FILL_ALPHA = 0.6  # a view one voxel thin has no outline: its fill alone shows the label
+SCALE_BARS_MM = (1, 2, 5, 10, 20, 50, 100, 200)
 
 
 def window(scan: np.ndarray, modality: str) -> tuple[float, float]:
@@ -59,22 +67,51 @@ class View:
         name: ``axial``, ``coronal`` or ``sagittal``.
         image: scan intensities.
         labels: label values.
-        aspect: physical height over width of a pixel.
+        pixel_mm: physical width and height of a pixel (mm).
         edges: the patient directions on the image's left and right edges.
+        slice_number: the voxel index of the slice along the scan's own axis it cuts across.
     """
 
     name: str
     image: np.ndarray
     labels: np.ndarray
-    aspect: float
+    pixel_mm: tuple[float, float]
     edges: tuple[str, str]
+    slice_number: int
+
+    @property
+    def aspect(self) -> float:
+        """Physical height over width of a pixel."""
+        return self.pixel_mm[1] / self.pixel_mm[0]
+
+
+@dataclass(frozen=True)
+class Row:
+    """One row of the picture: the three views through voxel ``focus`` ``(3,)``, captioned ``caption``."""
+
+    caption: str
+    focus: tuple[int, int, int]
 
 
 def _plane(volume: np.ndarray, across: int, position: int, shown: tuple[int, int]) -> np.ndarray:
     """The slice at ``position`` across axis ``across`` as an image ``(rows, columns)``, columns reversed."""
-    section = np.take(volume, position, axis=across)
+    section = volume[tuple(position if axis == across else slice(None) for axis in range(volume.ndim))]  # a view
     columns, rows = (axis - (axis > across) for axis in shown)
     return np.moveaxis(section, (rows, columns), (0, 1))[:, ::-1]
+
+
+def stored_index(affine: np.ndarray, shape: Sequence[int], ras_axis: int, position: int) -> int:
+    """The voxel index, along the scan's own axis, of slice ``position`` across RAS-ordered axis ``ras_axis``.
+
+    Args:
+        affine: ``(4, 4)`` voxel-to-RAS affine of the scan as stored.
+        shape: the stored scan's ``(X, Y, Z)`` shape.
+        ras_axis: an axis of the volume turned by :func:`to_ras`.
+        position: an index along it.
+    """
+    orientation = nib.orientations.io_orientation(affine)
+    axis = int(np.flatnonzero(orientation[:, 0] == ras_axis)[0])
+    return position if orientation[axis, 1] > 0 else shape[axis] - 1 - position
 
 
 def radiological_views(scan: np.ndarray, mask: np.ndarray, affine: np.ndarray, focus: Sequence[int]) -> list[View]:
@@ -96,30 +133,43 @@ def radiological_views(scan: np.ndarray, mask: np.ndarray, affine: np.ndarray, f
             name,
             _plane(scan_ras, across, position[across], shown),
             _plane(mask_ras, across, position[across], shown),
-            float(spacing[shown[1]] / spacing[shown[0]]),
+            (float(spacing[shown[0]]), float(spacing[shown[1]])),
             edges,
+            stored_index(affine, scan.shape, across, int(position[across])),
         )
         for name, across, shown, edges in VIEWS
     ]
 
 
-def _draw(axes: Axes, view: View, grey: tuple[float, float], labels: Sequence[Label]) -> None:
+def _scale_bar(axes: Axes, view: View) -> None:
+    """A bar of a round length (at most a quarter of the image's width) at the image's bottom left."""
+    width_mm = view.image.shape[1] * view.pixel_mm[0]
+    fitting = [length for length in SCALE_BARS_MM if length <= width_mm / 4]
+    if not fitting:
+        return
+    length, (rows, columns) = fitting[-1], view.image.shape
+    x, y = columns * 0.05, rows * 0.05
+    axes.plot([x, x + length / view.pixel_mm[0]], [y, y], color="white", linewidth=2, solid_capstyle="butt")
+    axes.text(x, y + rows * 0.03, f"{length} mm", color="white", fontsize=7, va="bottom")
+
+
+def _draw(axes: Axes, view: View, grey: tuple[float, float], colours: dict[int, tuple[float, float, float]]) -> None:
     axes.imshow(view.image, cmap="gray", vmin=grey[0], vmax=grey[1], origin="lower", interpolation="nearest")
-    for label in labels:
-        inside = view.labels == label.value
-        colour = np.array(label.rgb) / 255
-        if not (label.value and inside.any()):
+    thin = min(view.labels.shape) < 2  # a view one voxel thin (a single-slice scan) has no outline to draw
+    for value, colour in colours.items():
+        inside = view.labels == value
+        if not (value and inside.any()):
             continue
-        if min(inside.shape) >= 2:
+        filled = np.zeros((*inside.shape, 4))
+        filled[inside] = (*colour, THIN_FILL_ALPHA if thin else FILL_ALPHA)
+        axes.imshow(filled, origin="lower", interpolation="nearest")
+        if not thin:
             axes.contour(inside.astype(float), levels=[0.5], colors=[colour], linewidths=1.2)
-        else:  # a view one voxel thin (a single-slice scan) has no outline: fill the label's voxels
-            filled = np.zeros((*inside.shape, 4))
-            filled[inside] = (*colour, 0.6)
-            axes.imshow(filled, origin="lower", interpolation="nearest")
     axes.set_aspect(view.aspect)
-    axes.set_title(view.name, color="white", fontsize=10)
+    axes.set_title(f"{view.name}, slice {view.slice_number}", color="white", fontsize=10)
     for x, letter in zip((0.02, 0.98), view.edges, strict=True):
         axes.text(x, 0.5, letter, color="yellow", transform=axes.transAxes, ha="center", va="center", fontsize=9)
+    _scale_bar(axes, view)
     axes.set_axis_off()
 
 
@@ -129,29 +179,44 @@ def write_overlay(
     mask: np.ndarray,
     affine: np.ndarray,
     *,
-    focus: Sequence[int],
+    rows: Sequence[Row],
     labels: Sequence[Label],
     modality: str,
     title: str,
 ) -> Path:
-    """Draw the three views through voxel ``focus`` and write them as a PNG, atomically.
+    """Draw the three views through each row's focus, one row each, and write them as a PNG, atomically.
 
     Args:
         path: the ``.png`` file.
         scan: ``(X, Y, Z)`` scan intensities (one channel).
         mask: ``(X, Y, Z)`` label map on the same grid.
         affine: ``(4, 4)`` voxel-to-RAS affine of both.
-        focus: ``(3,)`` voxel index (of ``scan``'s grid) the three slices pass through.
+        rows: the rows to draw, each through a voxel of ``scan``'s grid.
         labels: the bundle's labels (names and colours for outlines and legend).
         modality: ``CT`` or ``MR`` (sets the grey-level window).
         title: text above the views.
     """
-    figure = Figure(figsize=(12, 4.5), facecolor="black")
+    figure = Figure(figsize=(12, 0.9 + 3.6 * len(rows)), facecolor="black")
     FigureCanvasAgg(figure)
     grey = window(scan, modality)
-    for axes, view in zip(figure.subplots(1, 3), radiological_views(scan, mask, affine, focus), strict=True):
-        _draw(axes, view, grey, labels)
-    handles = [Patch(facecolor=np.array(label.rgb) / 255, label=label.name) for label in labels if label.value]
+    views = [radiological_views(scan, mask, affine, row.focus) for row in rows]
+    colours = label_colours([(view.image, view.labels) for row in views for view in row], labels, grey)
+    grid = figure.subplots(len(rows), 3, squeeze=False)
+    for axes_row, row, row_views in zip(grid, rows, views, strict=True):
+        for axes, view in zip(axes_row, row_views, strict=True):
+            _draw(axes, view, grey, colours)
+        axes_row[0].text(
+            -0.04,
+            0.5,
+            row.caption,
+            color="white",
+            rotation=90,
+            transform=axes_row[0].transAxes,
+            ha="right",
+            va="center",
+            fontsize=10,
+        )
+    handles = [Patch(facecolor=colours[label.value], label=label.name) for label in labels if label.value]
     figure.legend(handles=handles, loc="lower center", ncol=max(1, len(handles)), frameon=False, labelcolor="white")
     figure.suptitle(title, color="white")
     with atomic_file(path) as partial:

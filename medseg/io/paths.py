@@ -85,6 +85,11 @@ class CaseFiles:
         """``<name>_overlay.png``: three slices with the mask outlined."""
         return self.output_dir / f"{self.name}_overlay.png"
 
+    @property
+    def viewer(self) -> Path:
+        """``<name>_viewer.json``: the scan and mask, made small, for the report's slice viewer."""
+        return self.output_dir / f"{self.name}_viewer.json"
+
 
 def mask_path(output_dir: str | Path, source: str | Path) -> Path:
     """Where the mask of ``source`` goes: ``OUTDIR/<name>_seg.nii.gz``."""
