@@ -28,7 +28,7 @@ from medseg.bundles import Bundle, check_override_ids, load_workflow
 from medseg.data.validate import check_finite_voxels, check_scan_header
 from medseg.devices import device_expression
 from medseg.engine_logs import engine_logs_silenced
-from medseg.errors import MedsegError
+from medseg.errors import MedsegError, root_cause
 from medseg.inference.memory import check_memory
 from medseg.inference.options import InferenceOptions, inference_overrides
 from medseg.inference.outputs import publish_case, write_case_outputs, write_run_outputs
@@ -97,16 +97,9 @@ def _checked_scan(source: Path, scratch: Path, bundle: Bundle, budget: int, igno
     return ScanInput(source, info.path, modality)
 
 
-def _root_cause(error: BaseException) -> BaseException:
-    """The innermost exception of a chain: MONAI wraps a transform's or writer's error in its own."""
-    while error.__cause__ is not None and not isinstance(error, MedsegError):
-        error = error.__cause__
-    return error
-
-
 def _as_user_error(error: Exception, source: Path) -> MedsegError:
     """One line about ``source`` for any failure while segmenting it, from the error that started it."""
-    cause = _root_cause(error)
+    cause = root_cause(error)
     if isinstance(cause, MedsegError):
         return MedsegError(cause.problem, source)
     reason = (str(cause).strip().splitlines() or [""])[0][:300]
