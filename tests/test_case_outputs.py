@@ -48,7 +48,6 @@ def _phantom(affine, shape):
 def outdir(tmp_path_factory, ct_bundle_files):
     """Two cases (RAS, and LPS-stored with coarse slices) with all per-case and run outputs written."""
     folder = tmp_path_factory.mktemp("outputs")
-    cases = []
     for name, flip, spacing in [("ras", (1, 1, 1), (2.0, 2.0, 2.5)), ("lps", (-1, -1, 1), (1.6, 1.8, 4.0))]:
         shape = tuple(round(110 / s) for s in spacing)
         affine = grid_affine(spacing, shape, CENTRE, flip=flip)
@@ -58,8 +57,7 @@ def outdir(tmp_path_factory, ct_bundle_files):
         write_nifti(files.mask, mask, affine)
         scan_file = folder / "scans" / f"{name}.nii.gz"
         write_case_outputs(ct_bundle_files, ScanInput(scan_file, scan_file), files)
-        cases.append(files)
-    write_run_outputs(ct_bundle_files, folder, cases)
+    write_run_outputs(ct_bundle_files, folder)
     return folder
 
 
@@ -86,11 +84,11 @@ def test_case_stats(outdir):
 
 def test_stats_table(outdir):
     rows = list(csv.DictReader(io.StringIO((outdir / "stats.csv").read_text())))
-    assert [(r["case"], r["label"]) for r in rows] == [
-        ("ras", "liver"),
-        ("ras", "tumour"),
+    assert [(r["case"], r["label"]) for r in rows] == [  # every case in the folder, by name
         ("lps", "liver"),
         ("lps", "tumour"),
+        ("ras", "liver"),
+        ("ras", "tumour"),
     ]
     assert rows[0]["lesions"] == rows[0]["burden_percent"] == ""
     tumour = rows[1]
@@ -169,7 +167,7 @@ def _run_snippet(code):
 def test_slicer_snippet_loads_each_scan_with_its_segmentation(outdir):
     calls = _run_snippet((outdir / "open_in_slicer.py").read_text())
     expected = []
-    for name in ("ras", "lps"):
+    for name in ("lps", "ras"):  # every case in the folder, by name
         scan = str((outdir / "scans" / f"{name}.nii.gz").resolve())
         expected += [("volume", scan), ("segmentation", str(outdir / f"{name}.seg.nrrd")), ("show", f"volume:{scan}")]
     assert calls == expected

@@ -217,8 +217,7 @@ def _run_scans(
                 progress(done)
         workflow.finalize()
         if extras and report.written:
-            cases = [CaseFiles.of_mask(mask) for mask in report.written]
-            report.warnings += [f"{output}: {warning}" for warning in write_run_outputs(bundle, output, cases)]
+            report.warnings += [f"{output}: {warning}" for warning in write_run_outputs(bundle, output)]
     finally:
         shutil.rmtree(staging, ignore_errors=True)
         if created and not report.written and output.is_dir() and not any(output.iterdir()):
