@@ -369,15 +369,25 @@ def infer_command(
         inputs = [path for path in inputs if path.suffix not in WEIGHTS_SUFFIXES]
     from tqdm import tqdm
 
+    from medseg.devices import resolve_device
     from medseg.inference.options import InferenceOptions
     from medseg.inference.predict import segment_report
+    from medseg.inference.progress import step_spinner
+    from medseg.inference.summary import scan_summary
 
     options = InferenceOptions(
         stock=stock, overlap=overlap, tta=tta, coarse=fast, label_rules=label_rules, window=window
     )
-    with tqdm(total=len(inputs), desc="segmenting", unit="scan", disable=len(inputs) < 2) as bar:
+    found = _bundle(bundle, trust)
+    terminal = sys.stderr.isatty()
+    path = "stock path (the bundle's own recipe)" if stock else f"fast path (--window {window})"
+    first_line = f"segmenting with {found.name} on {resolve_device(device)}, {path}"
+    with (
+        step_spinner(terminal, first_line) as step,
+        tqdm(total=len(inputs), desc="segmenting", unit="scan", disable=terminal or len(inputs) < 2) as bar,
+    ):
         report = segment_report(
-            _bundle(bundle, trust),
+            found,
             inputs,
             output,
             weights=weights,
@@ -388,13 +398,14 @@ def infer_command(
             extras=not masks_only,
             max_memory=None if max_memory is None else int(max_memory * 1e9),
             ignore_modality=ignore_modality,
+            step=step,
         )
     if ignore_modality:
         typer.echo("warning: --ignore-modality: scans are segmented whatever modality their files record", err=True)
     for warning in report.warnings:
         typer.echo(f"warning: {warning}", err=True)
     for mask in report.written:
-        typer.echo(f"wrote {mask}")
+        typer.echo(scan_summary(mask))
     if report.written and not masks_only:
         typer.echo(f"report: {output / 'report.html'}\nopen in 3D Slicer: medseg slicer {output}")
     if len(report.failed) == 1 and len(inputs) == 1:

@@ -129,6 +129,7 @@ def segment_report(
     extras: bool = True,
     max_memory: int | None = None,
     ignore_modality: bool = False,
+    step: Callable[[str], None] | None = None,
 ) -> SegmentReport:
     """Segment scans, skipping (and reporting) those that fail.
 
@@ -149,6 +150,8 @@ def segment_report(
             that needs more is refused before work starts. Default: the memory available now.
         ignore_modality: segment a scan whose file names another modality than the bundle's (DICOM
             records it; NIfTI does not) instead of refusing it.
+        step: called with a few words as each step starts (checking the scans, segmenting one,
+            writing its files, writing the run's files), for a progress display.
 
     Raises:
         MedsegError: for unusable weights, options, override ids or output folder, or duplicate output
@@ -170,6 +173,8 @@ def segment_report(
     }
     budget = available_memory() if max_memory is None else max_memory
     report = SegmentReport()
+    say = step or (lambda words: None)
+    say(f"checking {len(sources)} scan{'s' if len(sources) > 1 else ''}")
     with tempfile.TemporaryDirectory(prefix="medseg-dicom-") as scratch:
         scans = []
         for source in sources:  # every input is checked before any work starts
@@ -181,7 +186,7 @@ def segment_report(
             skipped = len(sources) - len(scans)
             counted = None if progress is None else (lambda done: progress(skipped + done))
             with engine_logs_silenced():  # a failure is reported in one line, not again by the engines' logs
-                _run_scans(bundle, scans, Path(output_dir), config, report, counted, extras)
+                _run_scans(bundle, scans, Path(output_dir), config, report, counted, extras, say)
     return report
 
 
@@ -193,6 +198,7 @@ def _run_scans(
     report: SegmentReport,
     progress: Callable[[int], None] | None,
     extras: bool,
+    say: Callable[[str], None],
 ) -> None:
     """Segment checked scans one by one into ``output``; failures and warnings go to ``report``."""
     created = not output.exists()
@@ -204,10 +210,13 @@ def _run_scans(
         workflow = load_workflow(bundle, ["inference"], workflow_type="infer", overrides=config, quiet=True)
         for done, scan in enumerate(scans, start=1):
             try:
+                say(f"segmenting {scan_name(scan.source)} ({done}/{len(scans)})")
                 workflow.parser["dataset#data"] = [{"image": str(scan.path.resolve())}]
                 workflow.initialize()
                 workflow.run()
                 staged = CaseFiles(staging, nifti_stem(scan.path))
+                if extras:
+                    say(f"writing the statistics, overlay and Slicer files of {scan_name(scan.source)}")
                 warnings = write_case_outputs(bundle, scan, staged) if extras else []
                 report.written.append(publish_case(staged, output))
                 report.warnings += [f"{scan.source}: {warning}" for warning in warnings]
@@ -217,6 +226,7 @@ def _run_scans(
                 progress(done)
         workflow.finalize()
         if extras and report.written:
+            say("writing stats.csv, report.html and open_in_slicer.py")
             report.warnings += [f"{output}: {warning}" for warning in write_run_outputs(bundle, output)]
     finally:
         shutil.rmtree(staging, ignore_errors=True)
