@@ -481,7 +481,7 @@ def export_command(
     """Export the trained network; ONNX is checked against PyTorch under ONNX Runtime."""
     from medseg.export import export
 
-    typer.echo(f"wrote {export(_bundle(bundle, trust), fmt, output=output, weights=weights)}")
+    typer.echo(f"wrote {export(_bundle(bundle, trust), fmt, output=output, weights=weights, say=typer.echo)}")
 
 
 @app.command("demo", epilog=examples("medseg demo", "medseg demo --output demo --epochs 2 --device cpu"))

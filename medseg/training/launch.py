@@ -22,6 +22,7 @@ from medseg.bundles import Bundle, append_to, load_workflow, run_workflow
 from medseg.engine_logs import inherit_debug
 from medseg.errors import root_cause
 from medseg.io.atomic import write_text
+from medseg.quiet import quiet_libraries
 from medseg.training.quiet import QUIET_FAILURES
 
 if TYPE_CHECKING:
@@ -98,6 +99,8 @@ def main(argv: list[str] | None = None) -> None:
     if len(args) != 1:
         raise SystemExit("usage: python -m medseg.training.launch RUN/launch.json")
     debug = inherit_debug()
+    if not debug:
+        quiet_libraries()
     spec = LaunchSpec.load(Path(args[0]))
     try:
         run_spec(spec if debug else replace(spec, handlers=[*spec.handlers, QUIET_FAILURES]))
