@@ -2,8 +2,8 @@
 
 typer shows each parameter's Python type (``<bool>``, ``<list[Path]>``); :func:`tidy_value_names`
 gives flags no value name, options click's name of their type (``INTEGER``, ``PATH``, ``TEXT``),
-and arguments their own name (``BUNDLE``, ``INPUTS...``). :func:`examples` makes the epilog of a
-command's help.
+and arguments their own name in capitals (``BUNDLE``, ``INPUTS``). :func:`examples` makes the
+epilog of a command's help.
 """
 
 from __future__ import annotations
@@ -18,7 +18,7 @@ VALUE_NAMES = {"int": "INTEGER", "float": "FLOAT", "str": "TEXT", "Path": "PATH"
 
 
 def examples(*command_lines: str) -> str:
-    """A help epilog listing example command lines (typer joins single line breaks; paragraphs stay lines)."""
+    """A help epilog listing example command lines, each a paragraph of its own (typer joins a paragraph's lines)."""
     return "\n\n".join(["Examples:", *(f"  {line}" for line in command_lines)])
 
 
