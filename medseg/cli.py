@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
+from medseg.cli_help import examples, tidy_value_names
 from medseg.engine_logs import DEBUG_LOGGER
 from medseg.errors import MedsegError
 
@@ -46,6 +47,11 @@ TrustOpt = Annotated[
         "--trust", help="Run a bundle from outside medseg's bundle folders: its configs run Python code (SECURITY.md)."
     ),
 ]
+DATA_LAYOUTS = (
+    "MSD (dataset.json, imagesTr/, labelsTr/), nnU-Net v2 raw (dataset.json with channel_names; "
+    "imagesTr/CASE_0000.nii.gz, one file per channel), images/ + labels/ subfolders, case.nii.gz beside "
+    "case_seg.nii.gz (or _label), or a CSV file of image,label columns"
+)
 WeightsOpt = Annotated[
     Path | None, typer.Option("--weights", help="Weights file (default: the bundle's models/model.pt).")
 ]
@@ -81,7 +87,7 @@ def _in_unit_interval(value: float | None) -> float | None:
     return value
 
 
-@app.command("bundles")
+@app.command("bundles", epilog=examples("medseg bundles", "MEDSEG_BUNDLES=~/bundles medseg bundles"))
 def bundles_command() -> None:
     """List the available bundles with their labels and whether trained weights are present."""
     from medseg.bundles import list_bundles
@@ -97,7 +103,12 @@ def bundles_command() -> None:
         typer.echo(f"{bundle.name:<24} {status:<18} labels: {labels}")
 
 
-@sample_data.command("ct")
+@sample_data.command(
+    "ct",
+    epilog=examples(
+        "medseg sample-data ct data/ct", "medseg sample-data ct data/ct_small --cases 6 --test-cases 2 --preset small"
+    ),
+)
 def sample_ct(
     directory: Annotated[Path, typer.Argument(help="Output folder (must not exist, or be empty).")],
     cases: Annotated[int, typer.Option(help="Number of training cases.")] = 20,
@@ -125,10 +136,21 @@ def sample_ct(
     typer.echo(f"wrote {total} cases to {directory}")
 
 
-@sample_data.command("mri")
+@sample_data.command(
+    "mri",
+    epilog=examples(
+        "medseg sample-data mri data/mri", "medseg sample-data mri data/mri_small --cases 4 --test-cases 1"
+    ),
+)
 def sample_mri(
     directory: Annotated[Path, typer.Argument(help="Output folder (must not exist, or be empty).")],
     cases: Annotated[int, typer.Option(help="Training cases: the template and cases-1 random versions of it.")] = 12,
+    test_cases: Annotated[
+        int | None,
+        typer.Option(
+            help="Test cases: the first N of the held-out checks (1.5 mm, 3 mm, bias field, rotated; default all 4)."
+        ),
+    ] = None,
     seed: Annotated[int, typer.Option(help="Seed of the random versions.")] = 0,
 ) -> None:
     """Write the real MNI152 T1 brain (from nilearn) with grey/white-matter labels, and versions of it."""
@@ -137,13 +159,18 @@ def sample_mri(
     from medseg.data.mri_variants import HELD_OUT
     from medseg.data.samples import write_mri_dataset
 
-    total = cases + len(HELD_OUT)
+    total = cases + (len(HELD_OUT) if test_cases is None else test_cases)
     with tqdm(total=total, desc="MNI152 T1 cases", unit="case") as bar:
-        write_mri_dataset(directory, cases=cases, seed=seed, progress=lambda n: bar.update(1))
+        write_mri_dataset(directory, cases=cases, test_cases=test_cases, seed=seed, progress=lambda n: bar.update(1))
     typer.echo(f"wrote {total} cases to {directory}")
 
 
-@sample_data.command("brats")
+@sample_data.command(
+    "brats",
+    epilog=examples(
+        "medseg sample-data brats data/brats", "medseg sample-data brats data/brats_small --cases 6 --spacing 4"
+    ),
+)
 def sample_brats(
     directory: Annotated[Path, typer.Argument(help="Output folder (must not exist, or be empty).")],
     cases: Annotated[int, typer.Option(help="Number of training cases.")] = 16,
@@ -164,9 +191,14 @@ def sample_brats(
     typer.echo(f"wrote {total} cases to {directory}")
 
 
-@app.command("check-dataset")
+@app.command(
+    "check-dataset",
+    epilog=examples(
+        "medseg check-dataset data/ct", "medseg check-dataset data/ct --bundle ct_liver_tumour_3d --fingerprint fp.json"
+    ),
+)
 def check_dataset_command(
-    data: Annotated[Path, typer.Argument(help="Dataset folder (MSD, nnU-Net, images/ + labels/, case_seg) or CSV.")],
+    data: Annotated[Path, typer.Argument(help=f"Dataset: {DATA_LAYOUTS}.")],
     bundle: Annotated[
         str | None, typer.Option(help="Check labels and channels against this bundle instead of the dataset's own.")
     ] = None,
@@ -181,10 +213,17 @@ def check_dataset_command(
         raise typer.Exit(1)
 
 
-@app.command("train")
+@app.command(
+    "train",
+    epilog=examples(
+        "medseg train ct_liver_tumour_3d --data data/ct --epochs 50 --output runs/liver",
+        "medseg train ct_liver_tumour_3d --data data/ct --weights runs/liver/models/model.pt --output runs/liver-tuned",
+        "medseg train ct_liver_tumour_3d --data data/ct --nproc 2 --device cuda",
+    ),
+)
 def train_command(
     bundle: BundleArg,
-    data: Annotated[Path, typer.Option("--data", help="Dataset folder (MSD layout with dataset.json).")],
+    data: Annotated[Path, typer.Option("--data", help=f"Dataset: {DATA_LAYOUTS}.")],
     epochs: Annotated[int | None, typer.Option(help="Number of epochs (default: the bundle's).")] = None,
     device: DeviceOpt = "auto",
     output: Annotated[Path | None, typer.Option(help="Run folder (default: runs/<bundle>-<time>).")] = None,
@@ -248,7 +287,14 @@ def train_command(
     typer.echo(f"segment with: medseg infer --trust {result.bundle.root} SCAN -o OUTDIR")
 
 
-@app.command("infer")
+@app.command(
+    "infer",
+    epilog=examples(
+        "medseg infer ct_liver_tumour_3d scan.nii.gz -o out",
+        "medseg infer ct_liver_tumour_3d dicom/series1 scans/ -o out --device cuda --window large",
+        "medseg infer --trust runs/liver scan.nii.gz -o out",
+    ),
+)
 def infer_command(
     bundle: BundleArg,
     inputs: Annotated[
@@ -331,15 +377,25 @@ def infer_command(
         inputs = [path for path in inputs if path.suffix not in WEIGHTS_SUFFIXES]
     from tqdm import tqdm
 
+    from medseg.devices import resolve_device
     from medseg.inference.options import InferenceOptions
     from medseg.inference.predict import segment_report
+    from medseg.inference.progress import step_spinner
+    from medseg.inference.summary import scan_summary
 
     options = InferenceOptions(
         stock=stock, overlap=overlap, tta=tta, coarse=fast, label_rules=label_rules, window=window
     )
-    with tqdm(total=len(inputs), desc="segmenting", unit="scan", disable=len(inputs) < 2) as bar:
+    found = _bundle(bundle, trust)
+    terminal = sys.stderr.isatty()
+    path = "stock path (the bundle's own recipe)" if stock else f"fast path (--window {window})"
+    first_line = f"segmenting with {found.name} on {resolve_device(device)}, {path}"
+    with (
+        step_spinner(terminal, first_line) as step,
+        tqdm(total=len(inputs), desc="segmenting", unit="scan", disable=terminal or len(inputs) < 2) as bar,
+    ):
         report = segment_report(
-            _bundle(bundle, trust),
+            found,
             inputs,
             output,
             weights=weights,
@@ -351,13 +407,14 @@ def infer_command(
             max_memory=None if max_memory is None else int(max_memory * 1e9),
             ignore_modality=ignore_modality,
             min_lesion_ml=min_lesion_ml,
+            step=step,
         )
     if ignore_modality:
         typer.echo("warning: --ignore-modality: scans are segmented whatever modality their files record", err=True)
     for warning in report.warnings:
         typer.echo(f"warning: {warning}", err=True)
     for mask in report.written:
-        typer.echo(f"wrote {mask}")
+        typer.echo(scan_summary(mask))
     if report.written and not masks_only:
         typer.echo(f"report: {output / 'report.html'}\nopen in 3D Slicer: medseg slicer {output}")
     if len(report.failed) == 1 and len(inputs) == 1:
@@ -368,7 +425,7 @@ def infer_command(
         raise typer.Exit(1)
 
 
-@app.command("slicer")
+@app.command("slicer", epilog=examples("medseg slicer out", "medseg slicer out --scan-dir scans"))
 def slicer_command(
     output: Annotated[Path, typer.Argument(help="A `medseg infer` output folder.")],
     scan_dir: Annotated[
@@ -384,28 +441,43 @@ def slicer_command(
     typer.echo(slicer_snippet(cases), nl=False)
 
 
-@app.command("evaluate")
+@app.command(
+    "evaluate",
+    epilog=examples(
+        "medseg evaluate ct_liver_tumour_3d --data data/ct -o evaluation",
+        "medseg evaluate --trust runs/liver --data data/ct --device cuda",
+    ),
+)
 def evaluate_command(
     bundle: BundleArg,
-    data: Annotated[Path, typer.Option("--data", help="Dataset folder with labels.")],
+    data: Annotated[Path, typer.Option("--data", help=f"Dataset with labels: {DATA_LAYOUTS}.")],
     output: Annotated[Path, typer.Option("--output", "-o", help="Output folder for masks and metrics.csv.")] = Path(
         "evaluation"
     ),
+    cases: Annotated[
+        str, typer.Option(help="Which labelled cases: all (test and training), test or training.")
+    ] = "all",
     weights: WeightsOpt = None,
     device: DeviceOpt = "auto",
     trust: TrustOpt = False,
 ) -> None:
-    """Segment a dataset's labelled cases and print per-case Dice and HD95 with their means."""
+    """Segment a dataset's labelled cases; print each case's Dice and HD95 (mm) per label, and their means."""
     from medseg.evaluation import evaluate
     from medseg.report import dice_table
 
     found = _bundle(bundle, trust)
-    results = evaluate(found, data, output, weights=weights, device=device)
+    results = evaluate(found, data, output, weights=weights, device=device, cases=cases)
     typer.echo(dice_table(results, [label.name for label in found.labels if label.value]))
     typer.echo(f"per-case metrics: {output / 'metrics.csv'}")
 
 
-@app.command("export")
+@app.command(
+    "export",
+    epilog=examples(
+        "medseg export ct_liver_tumour_3d --format onnx",
+        "medseg export --trust runs/liver --format torchscript -o liver.ts",
+    ),
+)
 def export_command(
     bundle: BundleArg,
     fmt: Annotated[str, typer.Option("--format", help="torchscript or onnx.")] = "torchscript",
@@ -418,10 +490,10 @@ def export_command(
     """Export the trained network; ONNX is checked against PyTorch under ONNX Runtime."""
     from medseg.export import export
 
-    typer.echo(f"wrote {export(_bundle(bundle, trust), fmt, output=output, weights=weights)}")
+    typer.echo(f"wrote {export(_bundle(bundle, trust), fmt, output=output, weights=weights, say=typer.echo)}")
 
 
-@app.command("demo")
+@app.command("demo", epilog=examples("medseg demo", "medseg demo --output demo --epochs 2 --device cpu"))
 def demo_command(
     output: Annotated[Path, typer.Option(help="Folder for the demo's data, model and masks.")] = Path("demo_output"),
     epochs: Annotated[int, typer.Option(help="Fine-tuning epochs.")] = 2,
@@ -487,7 +559,9 @@ def main() -> None:
 
         quiet_libraries()
     try:
-        app(args=args)  # standalone: typer prints usage errors and help, and exits with the command's status
+        command = typer.main.get_command(app)
+        tidy_value_names(command)
+        command(args=args, prog_name="medseg")  # standalone: usage errors and help printed, the command's status
     except SystemExit as exited:
         if exited.code == INTERRUPTED:  # typer turns Ctrl-C into this status; the command's own cleanup has run
             typer.echo("interrupted", err=True)

@@ -75,7 +75,7 @@ def run_demo(
         overrides={"learning_rate": 1e-4, "val_interval": 1, "num_workers": 0},
     )
     typer.echo(f"[3/4] segmenting the test scans with {run.best_weights}")
-    results = evaluate(run.bundle, data, output / "results", device=device)
+    results = evaluate(run.bundle, data, output / "results", device=device, cases="test")
     typer.echo("[4/4] Dice against the test labels (on each scan's own grid):\n")
     typer.echo(dice_table(results, [label.name for label in bundle.labels if label.value]))
     masks = sorted((output / "results" / "masks").glob("*_seg.nii.gz"))

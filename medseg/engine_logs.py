@@ -11,10 +11,12 @@ They stay hidden unless medseg's logger is at DEBUG, as ``medseg --debug`` sets 
 from __future__ import annotations
 
 import logging
+import os
 from collections.abc import Iterator
 from contextlib import contextmanager
 
 DEBUG_LOGGER = "medseg"  # at DEBUG, the engines' log lines are shown
+DEBUG_VARIABLE = "MEDSEG_DEBUG"  # "1" in the environment of child processes of a run with --debug
 
 
 @contextmanager
@@ -29,3 +31,16 @@ def engine_logs_silenced() -> Iterator[None]:
         yield
     finally:
         logging.disable(before)
+
+
+def debug_environment() -> dict[str, str]:
+    """Environment variables that hand ``--debug`` on to child processes (see :func:`inherit_debug`)."""
+    return {DEBUG_VARIABLE: "1"} if logging.getLogger(DEBUG_LOGGER).isEnabledFor(logging.DEBUG) else {}
+
+
+def inherit_debug() -> bool:
+    """In a child process, set medseg's logger to DEBUG when the parent ran with ``--debug``; whether it did."""
+    debug = os.environ.get(DEBUG_VARIABLE) == "1"
+    if debug:
+        logging.getLogger(DEBUG_LOGGER).setLevel(logging.DEBUG)
+    return debug

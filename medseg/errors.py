@@ -22,3 +22,13 @@ class MedsegError(Exception):
 
     def __str__(self) -> str:
         return f"{self.path}: {self.problem}" if self.path is not None else self.problem
+
+
+def root_cause(error: BaseException) -> BaseException:
+    """The innermost exception of a chain, or the first MedsegError in it.
+
+    MONAI wraps the errors of the transforms, writers and config expressions it runs in its own.
+    """
+    while error.__cause__ is not None and not isinstance(error, MedsegError):
+        error = error.__cause__
+    return error

@@ -3,15 +3,19 @@
 TorchScript goes through MONAI's own ``ckpt_export`` (what ``python -m monai.bundle ckpt_export``
 runs). ONNX goes through PyTorch's exporter with dynamic batch and spatial sizes (multiples of the
 bundle's ``spatial_shape`` divisor, e.g. ``16*n``), and is checked under ONNX Runtime against the
-PyTorch network on a random input before it is kept.
+PyTorch network on a random input before it is kept; its metadata (``metadata_props``) carries what
+a runtime without the bundle needs to know: the labels, and the preprocessing of ``inference.json``
+with the values it refers to.
 """
 
 from __future__ import annotations
 
+import json
 import re
+from collections.abc import Callable
 from pathlib import Path
 
-from medseg.bundles import Bundle
+from medseg.bundles import Bundle, top_level_values
 from medseg.errors import MedsegError
 from medseg.io.atomic import atomic_file
 from medseg.weights import check_weights
@@ -85,7 +89,41 @@ def _onnx(bundle: Bundle, weights: Path, target: Path) -> float:
     return float(np.abs(exported - expected).max())
 
 
-def export(bundle: Bundle, fmt: str, *, output: str | Path | None = None, weights: str | Path | None = None) -> Path:
+def onnx_metadata(bundle: Bundle) -> dict[str, str]:
+    """The ONNX model's ``metadata_props``: bundle, labels, and preprocessing with the values it refers to.
+
+    ``labels`` maps each output channel's value to its name; ``preprocessing`` is the MONAI config of
+    ``inference.json``'s preprocessing, and ``preprocessing_values`` the top-level values it refers
+    to (``@spacing``, ``@intensity``...), all as JSON.
+    """
+    config = json.loads(bundle.config("inference").read_text(encoding="utf-8"))
+    preprocessing = json.dumps(config.get("preprocessing", {}))
+    referred = sorted(set(re.findall(r"@(\w+)", preprocessing)))
+    return {
+        "bundle": bundle.name,
+        "bundle_version": str(bundle.metadata.get("version", "")),
+        "labels": json.dumps({str(label.value): label.name for label in bundle.labels}),
+        "preprocessing": preprocessing,
+        "preprocessing_values": json.dumps(top_level_values(bundle, "inference", referred)),
+    }
+
+
+def _with_metadata(path: Path, properties: dict[str, str]) -> None:
+    import onnx
+
+    model = onnx.load(str(path))
+    onnx.helper.set_model_props(model, properties)
+    onnx.save(model, str(path))
+
+
+def export(
+    bundle: Bundle,
+    fmt: str,
+    *,
+    output: str | Path | None = None,
+    weights: str | Path | None = None,
+    say: Callable[[str], None] = print,
+) -> Path:
     """Export a bundle's network.
 
     Args:
@@ -93,6 +131,7 @@ def export(bundle: Bundle, fmt: str, *, output: str | Path | None = None, weight
         fmt: ``torchscript`` or ``onnx``.
         output: file to write; defaults to ``models/model.ts`` or ``models/model.onnx`` in the bundle.
         weights: weights to export; defaults to the bundle's ``models/model.pt``.
+        say: where the ONNX check's result goes.
 
     Returns:
         The written file.
@@ -112,4 +151,6 @@ def export(bundle: Bundle, fmt: str, *, output: str | Path | None = None, weight
             difference = _onnx(bundle, weights_path, partial)
             if difference > ONNX_TOLERANCE:
                 raise MedsegError(f"ONNX output differs from PyTorch by {difference:.2e} (> {ONNX_TOLERANCE})", target)
+            say(f"checked against PyTorch under ONNX Runtime: max difference {difference:.1e} (limit {ONNX_TOLERANCE})")
+            _with_metadata(partial, onnx_metadata(bundle))
     return target

@@ -64,3 +64,17 @@ class CtrlC:
         os.kill(os.getpid(), signal.SIGINT)
         time.sleep(60)  # the KeyboardInterrupt is raised here
         raise AssertionError("SIGINT did not interrupt the network step")
+
+
+class FailOnRank:
+    """Raise ``RuntimeError(message)`` on rank ``rank`` when the first epoch starts."""
+
+    def __init__(self, rank: int, message: str) -> None:
+        self.rank, self.message = rank, message
+
+    def attach(self, engine: Engine) -> None:
+        engine.add_event_handler(Events.EPOCH_STARTED(once=1), self._fail)
+
+    def _fail(self, engine: Engine) -> None:
+        if rank() == self.rank:
+            raise RuntimeError(self.message)

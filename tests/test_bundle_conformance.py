@@ -120,15 +120,26 @@ def test_ckpt_export_gives_the_same_network(bundle, tmp_path):
         np.testing.assert_allclose(scripted(x).numpy(), network(x).numpy(), atol=1e-5)
 
 
-def test_onnx_export_matches_pytorch(bundle, tmp_path):
+def test_onnx_export_matches_pytorch_and_carries_labels_and_preprocessing(bundle, tmp_path):
+    import onnx
     import onnxruntime
 
-    target = export(bundle, "onnx", output=tmp_path / "model.onnx")
+    said = []
+    target = export(bundle, "onnx", output=tmp_path / "model.onnx", say=said.append)
+    assert [re.sub(r"difference \S+", "difference D", line) for line in said] == [
+        "checked against PyTorch under ONNX Runtime: max difference D (limit 0.0001)"
+    ]
     session = onnxruntime.InferenceSession(str(target), providers=["CPUExecutionProvider"])
     x = _random_input(bundle, batch=2)
     with torch.inference_mode():
         expected = load_network(bundle, bundle.weights)(x).numpy()
     assert np.abs(session.run(None, {"image": x.numpy()})[0] - expected).max() < 1e-4
+    properties = {prop.key: prop.value for prop in onnx.load(str(target)).metadata_props}
+    assert json.loads(properties["labels"]) == {str(label.value): label.name for label in bundle.labels}
+    preprocessing = json.loads(properties["preprocessing"])
+    assert any(t["_target_"] == "Spacingd" for t in preprocessing["transforms"])
+    values = json.loads(properties["preprocessing_values"])
+    assert values["spacing"] == json.loads(bundle.config("inference").read_text())["spacing"]
 
 
 def test_docs_cover_what_a_user_needs(bundle):

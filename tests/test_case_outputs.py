@@ -65,7 +65,6 @@ def outdir(tmp_path_factory, ct_bundle_files):
     (folder / "weights.pt").write_bytes(WEIGHTS)
     record = options_record(OPTIONS, {"spacing": [6.0, 6.0, 6.0]}, min_lesion_ml=0.1)
     provenance = run_provenance(ct_bundle_files, [folder / "weights.pt"], device="cpu", options=record)
-    cases = []
     for name, flip, spacing in [("ras", (1, 1, 1), (2.0, 2.0, 2.5)), ("lps", (-1, -1, 1), (1.6, 1.8, 4.0))]:
         shape = tuple(round(110 / s) for s in spacing)
         affine = grid_affine(spacing, shape, CENTRE, flip=flip)
@@ -75,8 +74,7 @@ def outdir(tmp_path_factory, ct_bundle_files):
         write_nifti(files.mask, mask, affine)
         scan_file = folder / "scans" / f"{name}.nii.gz"
         write_case_outputs(ct_bundle_files, ScanInput(scan_file, scan_file), files, CaseRecord(provenance))
-        cases.append(files)
-    write_run_outputs(ct_bundle_files, folder, cases)
+    write_run_outputs(ct_bundle_files, folder)
     return folder
 
 
@@ -103,11 +101,11 @@ def test_case_stats(outdir):
 
 def test_stats_table(outdir):
     rows = list(csv.DictReader(io.StringIO((outdir / "stats.csv").read_text())))
-    assert [(r["case"], r["label"]) for r in rows] == [
-        ("ras", "liver"),
-        ("ras", "tumour"),
+    assert [(r["case"], r["label"]) for r in rows] == [  # every case in the folder, by name
         ("lps", "liver"),
         ("lps", "tumour"),
+        ("ras", "liver"),
+        ("ras", "tumour"),
     ]
     assert rows[0]["lesions"] == rows[0]["burden_percent"] == ""
     tumour = rows[1]
@@ -228,7 +226,7 @@ def _run_snippet(code):
 def test_slicer_snippet_loads_each_scan_with_its_segmentation(outdir):
     calls = _run_snippet((outdir / "open_in_slicer.py").read_text())
     expected = []
-    for name in ("ras", "lps"):
+    for name in ("lps", "ras"):  # every case in the folder, by name
         scan = str((outdir / "scans" / f"{name}.nii.gz").resolve())
         expected += [("volume", scan), ("segmentation", str(outdir / f"{name}.seg.nrrd")), ("show", f"volume:{scan}")]
     assert calls == expected

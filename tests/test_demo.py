@@ -16,7 +16,8 @@ def test_demo_runs_and_reports(tmp_path):
         timeout=1200,
     )
     assert result.returncode == 0, result.stderr[-3000:]
-    assert "mean Dice" in result.stdout and "slicer.util.loadSegmentation" in result.stdout
+    assert "liver Dice" in result.stdout and "liver HD95" in result.stdout
+    assert "slicer.util.loadSegmentation" in result.stdout
     masks = sorted((output / "results" / "masks").glob("*_seg.nii.gz"))
     assert len(masks) == 4
     assert (output / "training" / "models" / "model.pt").is_file()

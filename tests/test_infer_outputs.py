@@ -94,3 +94,16 @@ def test_masks_only_from_the_command_line(tmp_path, tiny_run, test_scans):
     done = subprocess.run([*command, "-o", str(tmp_path), "--device", "cpu", "--masks-only"], capture_output=True)
     assert done.returncode == 0, done.stderr
     assert [path.name for path in tmp_path.iterdir()] == [stale.mask.name]
+
+
+def test_a_second_run_into_the_folder_keeps_every_case_in_the_table_and_report(tmp_path, tiny_run, test_scans):
+    first, second = test_scans
+    for scan in (first, second):
+        segment_report(tiny_run.bundle, [scan], tmp_path, device="cpu")
+    with (tmp_path / "stats.csv").open() as handle:
+        listed = {row["case"] for row in csv.DictReader(handle)}
+    names = {scan.name.removesuffix(".nii.gz") for scan in test_scans}
+    assert listed == names
+    page = (tmp_path / "report.html").read_text()
+    assert all(name in page for name in names)
+    assert page.count("data:image/png;base64,") == 2

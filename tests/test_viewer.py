@@ -105,7 +105,7 @@ def _write_case(folder):
     files = CaseFiles(folder, "scan")
     write_nifti(files.mask, mask, affine)
     write_case_outputs(bundle, ScanInput(folder / "scan.nii.gz", folder / "scan.nii.gz"), files, CaseRecord({}))
-    write_run_outputs(bundle, folder, [files])
+    write_run_outputs(bundle, folder)
     return folder / "report.html", np.rint(ndimage.center_of_mass(mask == 2)).astype(int)
 
 

@@ -184,6 +184,7 @@ def write_mri_dataset(
     directory: str | Path,
     *,
     cases: int = 12,
+    test_cases: int | None = None,
     seed: int = 0,
     workers: int | None = None,
     progress: Callable[[int], None] | None = None,
@@ -197,6 +198,7 @@ def write_mri_dataset(
     Args:
         directory: output folder; must not exist or be empty.
         cases: number of training cases (the template plus ``cases - 1`` variants).
+        test_cases: how many of the held-out checks to write, in the order above; default all.
         seed: seed of the random variants.
         workers: processes to render with; defaults to the number of CPUs (at most 4).
         progress: called with the number of cases finished so far.
@@ -205,10 +207,14 @@ def write_mri_dataset(
 
     if cases < 1:
         raise MedsegError(f"--cases must be at least 1, got {cases}")
+    held_out = len(HELD_OUT) if test_cases is None else test_cases
+    if not 0 <= held_out <= len(HELD_OUT):
+        raise MedsegError(f"--test-cases must be between 0 and {len(HELD_OUT)} (the held-out checks), got {held_out}")
 
     def jobs(folder: Path) -> list[_Job]:
         training = [_Job(folder, f"mni_{i:03d}", "Tr", _MriRender(seed, i, False)) for i in range(cases)]
-        test = [_Job(folder, f"mni_{v.name}", "Ts", _MriRender(seed, i, True)) for i, v in enumerate(HELD_OUT)]
+        checks = enumerate(HELD_OUT[:held_out])
+        test = [_Job(folder, f"mni_{v.name}", "Ts", _MriRender(seed, i, True)) for i, v in checks]
         return training + test
 
     description = {

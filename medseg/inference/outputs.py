@@ -5,7 +5,8 @@ Per case, beside ``<name>_seg.nii.gz``: ``<name>.seg.nrrd`` (Slicer segmentation
 sagittal slices through each of the largest lesions, the mask drawn on), ``<name>_viewer.json`` (the scan
 and mask made small for the report's slice viewer); for a DICOM series input, when highdicom is installed,
 ``<name>_seg.dcm`` (DICOM SEG).
-Per run, in OUTDIR: ``stats.csv``, ``report.html``, ``<bundle>_colors.ctbl`` and ``open_in_slicer.py``.
+Per run, in OUTDIR: ``stats.csv``, ``report.html``, ``<bundle>_colors.ctbl`` and ``open_in_slicer.py``,
+covering every case in OUTDIR (earlier runs' too).
 Every file is written atomically; :mod:`medseg.inference.predict` writes a case's files into its
 staging folder and moves them into OUTDIR together, mask last.
 """
@@ -13,7 +14,7 @@ staging folder and moves them into OUTDIR together, mask last.
 from __future__ import annotations
 
 import os
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -31,7 +32,15 @@ from medseg.io.color_table import write_color_table
 from medseg.io.dicom_seg import dicom_seg_available, write_dicom_seg
 from medseg.io.html_report import Pictures, write_report
 from medseg.io.overlay import Row, write_overlay
-from medseg.io.paths import REPORT_PAGE, SLICER_SCRIPT, STATS_TABLE, CaseFiles, ScanInput, color_table_path
+from medseg.io.paths import (
+    REPORT_PAGE,
+    SLICER_SCRIPT,
+    STATS_TABLE,
+    CaseFiles,
+    ScanInput,
+    cases_in,
+    color_table_path,
+)
 from medseg.io.seg_nrrd import write_seg_nrrd
 from medseg.io.slicer_script import SlicerCase, write_slicer_script
 from medseg.io.stats import case_stats, read_case_stats, stats_table, write_case_stats
@@ -179,12 +188,17 @@ def publish_case(staged: CaseFiles, output_dir: Path) -> Path:
     return target.mask
 
 
-def write_run_outputs(bundle: Bundle, output_dir: Path, cases: Sequence[CaseFiles]) -> list[str]:
-    """Write ``stats.csv``, ``report.html``, the colour table and ``open_in_slicer.py`` for ``cases``.
+def write_run_outputs(bundle: Bundle, output_dir: Path) -> list[str]:
+    """Write ``stats.csv``, ``report.html``, the colour table and ``open_in_slicer.py`` for every case in the folder.
+
+    The folder's cases are those with a mask and statistics (:func:`~medseg.io.paths.cases_in`): a
+    run into a folder that holds an earlier run's cases lists them too, so that the table and the
+    report describe the folder as it is.
 
     Returns:
         Warnings for the optional files (report, Slicer snippet) that could not be made.
     """
+    cases = cases_in(output_dir)
     stats = [read_case_stats(files.stats) for files in cases]
     write_text(output_dir / STATS_TABLE, stats_table(stats))
     write_color_table(color_table_path(output_dir, bundle.name), bundle.labels)

@@ -28,7 +28,7 @@ from medseg.bundles import Bundle, check_override_ids, load_workflow
 from medseg.data.validate import check_finite_voxels, check_scan_header
 from medseg.devices import device_expression
 from medseg.engine_logs import engine_logs_silenced
-from medseg.errors import MedsegError
+from medseg.errors import MedsegError, root_cause
 from medseg.inference.memory import check_memory
 from medseg.inference.options import InferenceOptions, inference_overrides
 from medseg.inference.outputs import CaseRecord, publish_case, write_case_outputs, write_run_outputs
@@ -99,16 +99,9 @@ def _checked_scan(source: Path, scratch: Path, bundle: Bundle, budget: int, igno
     return ScanInput(source, info.path, modality)
 
 
-def _root_cause(error: BaseException) -> BaseException:
-    """The innermost exception of a chain: MONAI wraps a transform's or writer's error in its own."""
-    while error.__cause__ is not None and not isinstance(error, MedsegError):
-        error = error.__cause__
-    return error
-
-
 def _as_user_error(error: Exception, source: Path) -> MedsegError:
     """One line about ``source`` for any failure while segmenting it, from the error that started it."""
-    cause = _root_cause(error)
+    cause = root_cause(error)
     if isinstance(cause, MedsegError):
         return MedsegError(cause.problem, source)
     reason = (str(cause).strip().splitlines() or [""])[0][:300]
@@ -139,6 +132,7 @@ def segment_report(
     max_memory: int | None = None,
     ignore_modality: bool = False,
     min_lesion_ml: float = DEFAULT_MIN_LESION_ML,
+    step: Callable[[str], None] | None = None,
 ) -> SegmentReport:
     """Segment scans, skipping (and reporting) those that fail.
 
@@ -160,6 +154,8 @@ def segment_report(
         ignore_modality: segment a scan whose file names another modality than the bundle's (DICOM
             records it; NIfTI does not) instead of refusing it.
         min_lesion_ml: lesions smaller than this (mL) are counted in the statistics and the report, not listed.
+        step: called with a few words as each step starts (checking the scans, segmenting one,
+            writing its files, writing the run's files), for a progress display.
 
     Raises:
         MedsegError: for unusable weights, options, override ids or output folder, or duplicate output
@@ -187,6 +183,8 @@ def segment_report(
         options_used = options_record(options, overrides or {}, min_lesion_ml=min_lesion_ml)
         record = CaseRecord(run_provenance(bundle, members, device=device, options=options_used), min_lesion_ml)
     report = SegmentReport()
+    say = step or (lambda words: None)
+    say(f"checking {len(sources)} scan{'s' if len(sources) > 1 else ''}")
     with tempfile.TemporaryDirectory(prefix="medseg-dicom-") as scratch:
         scans = []
         for source in sources:  # every input is checked before any work starts
@@ -198,7 +196,7 @@ def segment_report(
             skipped = len(sources) - len(scans)
             counted = None if progress is None else (lambda done: progress(skipped + done))
             with engine_logs_silenced():  # a failure is reported in one line, not again by the engines' logs
-                _run_scans(bundle, scans, Path(output_dir), config, report, counted, record)
+                _run_scans(bundle, scans, Path(output_dir), config, report, counted, record, say)
     return report
 
 
@@ -210,6 +208,7 @@ def _run_scans(
     report: SegmentReport,
     progress: Callable[[int], None] | None,
     record: CaseRecord | None,
+    say: Callable[[str], None],
 ) -> None:
     """Segment checked scans one by one into ``output``; failures and warnings go to ``report``.
 
@@ -225,10 +224,13 @@ def _run_scans(
         workflow = load_workflow(bundle, ["inference"], workflow_type="infer", overrides=config, quiet=True)
         for done, scan in enumerate(scans, start=1):
             try:
+                say(f"segmenting {scan_name(scan.source)} ({done}/{len(scans)})")
                 workflow.parser["dataset#data"] = [{"image": str(scan.path.resolve())}]
                 workflow.initialize()
                 workflow.run()
                 staged = CaseFiles(staging, nifti_stem(scan.path))
+                if record is not None:
+                    say(f"writing the statistics, overlay and Slicer files of {scan_name(scan.source)}")
                 warnings = [] if record is None else write_case_outputs(bundle, scan, staged, record)
                 report.written.append(publish_case(staged, output))
                 report.warnings += [f"{scan.source}: {warning}" for warning in warnings]
@@ -238,8 +240,8 @@ def _run_scans(
                 progress(done)
         workflow.finalize()
         if record is not None and report.written:
-            cases = [CaseFiles.of_mask(mask) for mask in report.written]
-            report.warnings += [f"{output}: {warning}" for warning in write_run_outputs(bundle, output, cases)]
+            say("writing stats.csv, report.html and open_in_slicer.py")
+            report.warnings += [f"{output}: {warning}" for warning in write_run_outputs(bundle, output)]
     finally:
         shutil.rmtree(staging, ignore_errors=True)
         if created and not report.written and output.is_dir() and not any(output.iterdir()):

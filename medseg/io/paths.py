@@ -9,6 +9,7 @@ from medseg.errors import MedsegError
 
 NIFTI_SUFFIXES = (".nii", ".nii.gz")
 MASK_SUFFIX = "_seg.nii.gz"
+STATS_SUFFIX = "_stats.json"
 # Run-level files in OUTDIR, written at the end of ``medseg infer``.
 STATS_TABLE = "stats.csv"
 REPORT_PAGE = "report.html"
@@ -78,7 +79,7 @@ class CaseFiles:
     @property
     def stats(self) -> Path:
         """``<name>_stats.json``: volumes, lesions and burden."""
-        return self.output_dir / f"{self.name}_stats.json"
+        return self.output_dir / f"{self.name}{STATS_SUFFIX}"
 
     @property
     def overlay(self) -> Path:
@@ -89,6 +90,12 @@ class CaseFiles:
     def viewer(self) -> Path:
         """``<name>_viewer.json``: the scan and mask, made small, for the report's slice viewer."""
         return self.output_dir / f"{self.name}_viewer.json"
+
+
+def cases_in(output_dir: Path) -> list[CaseFiles]:
+    """Every case in ``output_dir`` that has both its mask and its statistics, by name: this run's and earlier runs'."""
+    names = sorted(stats.name.removesuffix(STATS_SUFFIX) for stats in output_dir.glob(f"*{STATS_SUFFIX}"))
+    return [case for case in (CaseFiles(output_dir, name) for name in names) if case.mask.is_file()]
 
 
 def mask_path(output_dir: str | Path, source: str | Path) -> Path:

@@ -2,7 +2,11 @@
 
 Each process runs ``python -m medseg.training.launch RUN/launch.json``: the run bundle's
 ``train.json`` merged with its ``multi_gpu_train.json`` (``DistributedSampler``,
-``DistributedDataParallel``, one process per device, logging and saving on rank 0 only).
+``DistributedDataParallel``, one process per device, logging and saving on rank 0 only). The
+ranks share the validation cases; a fold with fewer validation cases than ranks is validated whole
+by every rank, so that any fold works with any number of processes (the metric, gathered from all
+ranks, counts each case once per rank: its mean is the fold's). ``torchrun`` runs under medseg's
+agent (:mod:`medseg.training.agent`), which reports a failure in one line naming the rank.
 """
 
 from __future__ import annotations
@@ -14,6 +18,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import medseg
+from medseg.engine_logs import debug_environment
 from medseg.errors import MedsegError
 
 
@@ -40,8 +45,12 @@ class Launcher:
             raise MedsegError("training on several nodes needs --rdzv-endpoint HOST:PORT")
 
     def command(self, spec: Path) -> list[str]:
-        """The ``torchrun`` command line that runs ``spec`` on this node."""
-        command = [sys.executable, "-m", "torch.distributed.run", f"--nproc-per-node={self.nproc}"]
+        """The command line that runs ``spec`` on this node: ``torchrun``'s, through medseg's agent.
+
+        The agent writes why the processes failed, if they do, to ``failure_file(spec)``.
+        """
+        agent = [sys.executable, "-m", "medseg.training.agent", str(failure_file(spec).resolve())]
+        command = [*agent, f"--nproc-per-node={self.nproc}"]
         if self.rdzv_endpoint is None:
             command.append("--standalone")  # one node, on a free port
         else:
@@ -53,19 +62,30 @@ class Launcher:
         return [*command, "-m", "medseg.training.launch", str(spec.resolve())]
 
 
+def failure_file(spec: Path) -> Path:
+    """Where the agent writes why the training processes of ``spec`` failed: ``RUN/failure.txt``."""
+    return spec.parent / "failure.txt"
+
+
 def _environment() -> dict[str, str]:
-    """This environment, with the medseg that prepared the run first on the children's path."""
+    """This environment, with the medseg that prepared the run first on the children's path, and ``--debug``."""
     package_root = str(Path(medseg.__file__).resolve().parent.parent)
     path = os.environ.get("PYTHONPATH")
-    return {**os.environ, "PYTHONPATH": package_root if not path else os.pathsep.join([package_root, path])}
+    python_path = package_root if not path else os.pathsep.join([package_root, path])
+    return {**os.environ, "PYTHONPATH": python_path, **debug_environment()}
 
 
 def run_torchrun(launcher: Launcher, spec: Path) -> None:
     """Run the spec's workflow in ``launcher.nproc`` processes and wait for them.
 
     Raises:
-        MedsegError: when any process fails (their output has been shown).
+        MedsegError: when any process fails: which rank failed first, and why.
     """
+    failure = failure_file(spec)
+    failure.unlink(missing_ok=True)
     status = subprocess.run(launcher.command(spec), env=_environment(), check=False).returncode
-    if status != 0:
-        raise MedsegError(f"the training processes failed (torchrun exit status {status}); their output is above")
+    if status == 0:
+        return
+    if failure.is_file():
+        raise MedsegError(failure.read_text(encoding="utf-8").strip())
+    raise MedsegError(f"the training processes failed (torchrun exit status {status})")

@@ -74,6 +74,14 @@ def checkpoint_entries(train_config: dict[str, Any]) -> dict[str, Any]:
     return entries
 
 
+def last_epoch_validation(train_config: dict[str, Any]) -> dict[str, Any]:
+    """The override that puts :class:`~medseg.training.validation.LastEpochValidation` for ``ValidationHandler``."""
+    index = _index(train_config["train"]["handlers"], "ValidationHandler")
+    if index is None:
+        return {}
+    return {f"train#handlers#{index}#_target_": "medseg.training.validation.LastEpochValidation"}
+
+
 def atomic_checkpoints(train_config: dict[str, Any]) -> dict[str, Any]:
     """Overrides that put :class:`~medseg.training.checkpoints.AtomicCheckpointSaver` for each ``CheckpointSaver``."""
     places = [("train#checkpoint", train_config["train"].get("checkpoint"))]

@@ -12,12 +12,18 @@ from __future__ import annotations
 
 import json
 import sys
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from torch.distributed.elastic.multiprocessing.errors import ErrorHandler
+
 from medseg.bundles import Bundle, append_to, load_workflow, run_workflow
+from medseg.engine_logs import inherit_debug
+from medseg.errors import root_cause
 from medseg.io.atomic import write_text
+from medseg.quiet import quiet_libraries
+from medseg.training.quiet import QUIET_FAILURES
 
 if TYPE_CHECKING:
     from monai.bundle import ConfigWorkflow
@@ -84,11 +90,25 @@ def run_spec(spec: LaunchSpec) -> None:
 
 
 def main(argv: list[str] | None = None) -> None:
-    """``python -m medseg.training.launch RUN/launch.json``: what each ``torchrun`` process runs."""
+    """``python -m medseg.training.launch RUN/launch.json``: what each ``torchrun`` process runs.
+
+    A failure is recorded in the error file ``torchrun`` gives the process, for the agent to report
+    in one line (:mod:`medseg.training.agent`); its traceback is printed only under ``--debug``.
+    """
     args = sys.argv[1:] if argv is None else argv
     if len(args) != 1:
         raise SystemExit("usage: python -m medseg.training.launch RUN/launch.json")
-    run_spec(LaunchSpec.load(Path(args[0])))
+    debug = inherit_debug()
+    if not debug:
+        quiet_libraries()
+    spec = LaunchSpec.load(Path(args[0]))
+    try:
+        run_spec(spec if debug else replace(spec, handlers=[*spec.handlers, QUIET_FAILURES]))
+    except Exception as error:
+        ErrorHandler().record_exception(root_cause(error))
+        if debug:
+            raise
+        sys.exit(1)
 
 
 if __name__ == "__main__":

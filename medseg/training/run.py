@@ -170,6 +170,7 @@ def _prepare(
         "output_dir": str(run_dir.resolve()),
         **medseg_handlers.checkpoint_entries(train_config),
         **medseg_handlers.atomic_checkpoints(train_config),
+        **medseg_handlers.last_epoch_validation(train_config),
         **tracking_config,
         **seed,
         **plan.overrides,
