@@ -46,3 +46,15 @@ def test_ct_presets_clip_to_foreground_percentiles_then_zscore(small_fingerprint
 def test_mri_bundles_get_no_dataset_wide_intensities(small_fingerprint):
     presets = bundle_presets(small_fingerprint, {"spacing": [1, 1, 1], "intensity": {}}, "MR")
     assert "intensity" not in presets and "patch_size" not in presets
+
+
+def test_a_dataset_whose_every_label_is_empty_has_a_fingerprint_without_intensities():
+    """No foreground anywhere: spacing and shape presets still come from the data, intensities from the bundle."""
+    from medseg.data.validate import CaseStats
+
+    empty = [CaseStats(f"c{i}", (64, 64, 30), (0.8, 0.8, 2.5), {}, np.zeros((0, 1), np.float32)) for i in range(3)]
+    fp = fingerprint(empty)
+    assert (fp.cases, fp.channels, fp.foreground, fp.label_volume_ml) == (3, 1, [], {})
+    assert fp.target_spacing == [0.8, 0.8, 2.5]
+    presets = bundle_presets(fp, {"spacing": [1.5, 1.5, 2.5], "intensity": {"clip": [-200, 300]}}, "CT")
+    assert presets == {"spacing": [0.8, 0.8, 2.5]}

@@ -37,7 +37,7 @@ class Fingerprint:
         target_spacing: spacing to resample to (mm).
         shape_at_target: median image size after resampling to ``target_spacing``.
         foreground: per channel, the foreground intensity ``p00_5``, ``p99_5``, ``mean``, ``std``
-            (mean and std of the clipped values) and ``median``.
+            (mean and std of the clipped values) and ``median``; empty when no case has foreground.
         label_volume_ml: per label value, ``cases`` containing it and the ``median``, ``min`` and
             ``max`` volume in mL.
     """
@@ -87,7 +87,7 @@ def fingerprint(stats: list[CaseStats]) -> Fingerprint:
     shapes = np.array([s.shape for s in stats], float)
     target = target_spacing(spacings)
     resampled = np.median(shapes * spacings / target, axis=0)
-    samples = np.concatenate([s.foreground for s in stats if len(s.foreground)], axis=0)
+    samples = np.concatenate([s.foreground for s in stats], axis=0)  # (N, C); N is 0 when every label is empty
     volumes: dict[str, dict[str, float]] = {}
     for value in sorted({v for s in stats for v in s.label_ml}):
         found = [s.label_ml[value] for s in stats if value in s.label_ml]
@@ -106,7 +106,7 @@ def fingerprint(stats: list[CaseStats]) -> Fingerprint:
         shape_median=np.median(shapes, axis=0).tolist(),
         target_spacing=np.round(target, 3).tolist(),
         shape_at_target=[round(float(v)) for v in resampled],
-        foreground=[_intensity(samples[:, c]) for c in range(samples.shape[1])],
+        foreground=[_intensity(samples[:, c]) for c in range(samples.shape[1])] if len(samples) else [],
         label_volume_ml=volumes,
     )
 
@@ -122,8 +122,8 @@ def bundle_presets(fp: Fingerprint, defaults: dict[str, Any], modality: str) -> 
 
     Returns:
         Top-level config overrides: ``spacing`` (the target spacing), ``patch_size`` (the bundle's,
-        shrunk to the data where the data are smaller, in multiples of 16) and, for CT,
-        ``intensity`` (``clip`` to the foreground percentiles, ``mean`` and ``std``).
+        shrunk to the data where the data are smaller, in multiples of 16) and, for CT with some
+        foreground, ``intensity`` (``clip`` to the foreground percentiles, ``mean`` and ``std``).
     """
     presets: dict[str, Any] = {}
     if "spacing" in defaults:
@@ -135,7 +135,7 @@ def bundle_presets(fp: Fingerprint, defaults: dict[str, Any], modality: str) -> 
             int(min(p, max(PATCH_MULTIPLE, size // PATCH_MULTIPLE * PATCH_MULTIPLE)))
             for p, size in zip(patch, sizes, strict=True)
         ]
-    if "intensity" in defaults and modality.upper() == "CT" and fp.channels == 1:
+    if "intensity" in defaults and modality.upper() == "CT" and fp.channels == 1 and fp.foreground:
         hu = fp.foreground[0]
         presets["intensity"] = {
             "clip": [round(hu["p00_5"], 1), round(hu["p99_5"], 1)],
