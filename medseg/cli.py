@@ -343,6 +343,8 @@ def infer_command(
             max_memory=None if max_memory is None else int(max_memory * 1e9),
             ignore_modality=ignore_modality,
         )
+    if report.path != "fast path" and not stock:  # a fallback is news; --stock was asked for
+        typer.echo(f"{bundle}: {report.path}", err=True)
     if ignore_modality:
         typer.echo("warning: --ignore-modality: scans are segmented whatever modality their files record", err=True)
     for warning in report.warnings:

@@ -13,9 +13,9 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from medseg.bundles import Label
 from medseg.errors import MedsegError
 from medseg.io.atomic import write_text
+from medseg.labels import Label
 from medseg.lesions import Burden, Quantities
 
 CSV_COLUMNS = [
