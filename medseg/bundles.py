@@ -45,6 +45,8 @@ BUILTIN_BUNDLES = _shipped_bundles()
 # Loggers silenced for quiet (inference) runs: engine progress, and notices about optional codecs.
 QUIET_LOGGERS = ("monai.bundle.workflows", "ignite.engine.engine.SupervisedEvaluator", "monai.data")
 # A user's own bundles, found by name like the built-in ones: $MEDSEG_BUNDLES, else ~/.medseg/bundles.
+# Where a downloaded bundle came from (a URL, or the model zoo's name and version), in its folder.
+SOURCE_FILE = ".medseg-source"
 USER_BUNDLES = Path(os.environ.get("MEDSEG_BUNDLES") or Path.home() / ".medseg" / "bundles")
 
 
@@ -58,6 +60,14 @@ class Bundle:
     def name(self) -> str:
         """The folder name, which is also how the CLI refers to the bundle."""
         return self.root.name
+
+    @property
+    def source(self) -> str:
+        """Where the bundle came from: ``medseg`` for a shipped one, the recorded download source, or its folder."""
+        recorded = self.root / SOURCE_FILE
+        if recorded.is_file():
+            return recorded.read_text(encoding="utf-8").strip()
+        return "medseg" if self.root.resolve().is_relative_to(BUILTIN_BUNDLES.resolve()) else str(self.root)
 
     def config(self, name: str) -> Path:
         """Path of ``configs/<name>.json`` (or ``.yaml``, ``.yml``); raises if the bundle has no such config."""

@@ -83,7 +83,6 @@ ORGANS: dict[str, tuple[str, str, tuple[int, int, int]]] = {
     "trachea": ("44567001", "Trachea", (182, 228, 255)),
 }
 LESION_WORDS = ("tumor", "tumour", "cancer", "lesion", "neoplasm", "metastas", "enhancing")
-LESION_RGB = (255, 255, 0)
 # Colours for labels the table does not know, by value (a qualitative palette, as plotting libraries use).
 PALETTE = [
     (31, 119, 180), (255, 127, 14), (44, 160, 44), (214, 39, 40), (148, 103, 189), (140, 86, 75),
@@ -99,13 +98,13 @@ def _organ(words: str) -> tuple[str, str, tuple[int, int, int]] | None:
     return next((organ for key, organ in ORGANS.items() if key in words), None)
 
 
-def _known(name: str) -> tuple[tuple[int, int, int], Terminology] | None:
-    """Colour and terminology of a common anatomy or lesion name, or None."""
+def _known(name: str) -> tuple[tuple[int, int, int] | None, Terminology] | None:
+    """Colour (None for a lesion) and terminology of a common anatomy or lesion name, or None."""
     words = _words(name)
     organ = _organ(words)
     region = None if organ is None else ("SCT", organ[0], organ[1])
     if any(word in words for word in LESION_WORDS):
-        return LESION_RGB, Terminology(ALTERED, NEOPLASM, region)
+        return None, Terminology(ALTERED, NEOPLASM, region)  # lesions: a palette colour each
     if organ is None:
         return None
     return organ[2], Terminology(ANATOMY, ("SCT", organ[0], organ[1]))
@@ -125,7 +124,7 @@ def known_label(label: Label) -> Label:
     if label.value == 0 or (label.color is not None and label.terminology is not None):
         return label
     known = _known(label.name)
-    color = known[0] if known else PALETTE[(label.value - 1) % len(PALETTE)]
+    color = known[0] if known and known[0] else PALETTE[(label.value - 1) % len(PALETTE)]
     return replace(
         label,
         color=label.color if label.color is not None else color,
