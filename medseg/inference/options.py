@@ -111,17 +111,18 @@ def _fast_inferer(bundle: Bundle, options: InferenceOptions, changes: Mapping[st
 def _postprocessing(bundle: Bundle, recipe: Recipe, options: InferenceOptions) -> dict[str, Any]:
     """The bundle's postprocessing with ``Invertd`` replaced by resampling straight to the source grid.
 
-    Steps before ``Invertd`` (the activation) stay; the voxel-wise steps after it become the
-    resampling's ``decide``; label clean-up (``KeepLargestConnectedComponentd``...) runs on the full
-    mask after it; the writer comes last.
+    Steps before ``Invertd`` (the activation, and the discretisation of a bundle that inverts labels by
+    nearest neighbour) stay; the voxel-wise steps after it become the resampling's ``decide``; label
+    clean-up (``KeepLargestConnectedComponentd``...) runs on the full mask after it; the writer comes last.
     """
     assert recipe.invert is not None  # read_recipe gives no fast path without it
     steps = [
-        *recipe.steps(0, recipe.invert, VOXELWISE),
+        *recipe.steps(0, recipe.invert, VOXELWISE | CLEAN_UP),
         {
             "_target_": "medseg.inference.resample.ResampleToSourced",
             "keys": "pred",
             "decide": {"_target_": "Compose", "transforms": recipe.steps(recipe.invert + 1, None, VOXELWISE)},
+            "nearest": recipe.nearest,
         },
         *recipe.steps(recipe.invert + 1, None, CLEAN_UP),
     ]

@@ -35,6 +35,7 @@ class Recipe:
         activation: ``softmax``, ``sigmoid`` or ``none``: what ``Activationsd`` applies.
         writer: index of the mask writer (``SaveImaged`` inline, or ``"@writer"``), or None.
         invert: index of the one ``Invertd``, or None.
+        nearest: the labels are made before ``Invertd``, which takes them by nearest neighbour.
         fast_reason: None when the fast path applies; else why not, in words.
     """
 
@@ -42,6 +43,7 @@ class Recipe:
     activation: str
     writer: int | None
     invert: int | None
+    nearest: bool
     fast_reason: str | None
 
     def steps(self, start: int, stop: int | None, kinds: set[str]) -> list[Any]:
@@ -63,17 +65,20 @@ def _activation(transforms: list[Any]) -> str:
 
 def _fast_reason(transforms: list[Any], writer: int | None) -> str | None:
     """Why the fast path cannot take over this postprocessing, or None when it can."""
-    kinds = [target_name(item) for i, item in enumerate(transforms) if i != writer]
+    steps = [item for i, item in enumerate(transforms) if i != writer]
+    kinds = [target_name(item) for item in steps]
     if kinds.count("Invertd") != 1:
         return f"its postprocessing has {kinds.count('Invertd')} Invertd steps, not one"
     split = kinds.index("Invertd")
     before, after = kinds[:split], kinds[split + 1 :]
-    if "AsDiscreted" in before:
-        return "it discretises before Invertd (nearest-neighbour inversion of labels is not in the fast path yet)"
-    if unknown := [kind for kind in before if kind != "Activationsd"] + [
+    if "AsDiscreted" in before and steps[split].get("nearest_interp") is not True:
+        return "it discretises before an Invertd that interpolates the labels linearly"
+    if unknown := [kind for kind in before if kind not in VOXELWISE | CLEAN_UP] + [
         kind for kind in after if kind not in VOXELWISE | CLEAN_UP
     ]:
         return f"its postprocessing has {unknown[0] or 'a step'} the fast path does not know"
+    if not ("AsDiscreted" in before or set(before) <= VOXELWISE):
+        return "it cleans up probabilities before Invertd"
     cleaned = [i for i, kind in enumerate(after) if kind in CLEAN_UP]
     if cleaned and any(kind in VOXELWISE for kind in after[cleaned[0] :]):
         return "it cleans labels up before it has discretised them"
@@ -87,7 +92,8 @@ def read_recipe(config: BundleConfig) -> Recipe:
     writer = writers[-1] if writers else None
     inverts = [i for i, item in enumerate(transforms) if target_name(item) == "Invertd"]
     invert = inverts[0] if len(inverts) == 1 else None
-    return Recipe(transforms, _activation(transforms), writer, invert, _fast_reason(transforms, writer))
+    nearest = invert is not None and any(target_name(item) == "AsDiscreted" for item in transforms[:invert])
+    return Recipe(transforms, _activation(transforms), writer, invert, nearest, _fast_reason(transforms, writer))
 
 
 def channel_values(bundle: Bundle) -> dict[int, int] | None:
