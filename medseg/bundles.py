@@ -99,7 +99,7 @@ class Bundle:
     def _pred_format(self) -> dict[str, Any]:
         return self.metadata.get("network_data_format", {}).get("outputs", {}).get("pred", {})
 
-    @property
+    @cached_property
     def labels(self) -> list[Label]:
         """Output labels, background first: ``outputs.pred.channel_def``, with colours and terminology."""
         colors = self._pred_format.get("channel_colors", {})

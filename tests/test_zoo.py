@@ -8,6 +8,10 @@ Shrinking overrides, given to both runs alike: fewer network features (``network
 from __future__ import annotations
 
 import datetime
+import json
+import os
+import subprocess
+import sys
 import zipfile
 from pathlib import Path
 
@@ -60,6 +64,17 @@ def test_spleen_fast_path_equals_bundle_run_and_names_reach_slicer(tmp_path: Pat
     segments = slicerio.read_segmentation(str(tmp_path / "out" / "scan.seg.nrrd"))["segments"]
     assert [segment["name"] for segment in segments] == ["spleen"]
     assert "78961009" in str(segments[0]["terminology"])
+    stock = segment_report(
+        Bundle(root),
+        [scan],
+        tmp_path / "stock_out",
+        device="cpu",
+        overrides={**small, **WORKERS},
+        options=InferenceOptions(stock=True),
+        extras=False,
+    )  # the bundle's own recipe, its inline SaveImaged replaced by medseg's writer
+    assert stock.path == "stock recipe (--stock)"
+    assert agreement(next((tmp_path / "stock").rglob("*.nii.gz")), stock.written[0]) >= AGREEMENT
 
 
 @pytest.mark.slow
@@ -85,7 +100,7 @@ def test_wholebody_discretise_then_invert_nearest_takes_the_fast_path(tmp_path: 
     root = zoo_copy("wholeBody_ct_segmentation", tmp_path)
     small = {"network_def#init_filters": 8, "inferer#roi_size": [32, 32, 32]}
     make_weights(root, small)
-    scan = write_scan(tmp_path / "scan.nii.gz", (24, 24, 16), (3.0, 3.0, 3.0))
+    scan = write_scan(tmp_path / "scan.nii.gz", (26, 26, 16), (2.7, 2.7, 3.3))  # no whole ratio to 1.5 mm
     share, report = _both(root, scan, [{"image": str(scan)}], small, tmp_path)
     assert report.path == "fast path"
     assert share >= AGREEMENT
@@ -135,10 +150,7 @@ def test_download_fetches_checks_and_lists_a_bundle_archive(tmp_path: Path) -> N
 
     root = zoo_copy("spleen_ct_segmentation", tmp_path / "src")
     make_weights(root, {"network_def#channels": [4, 8, 16, 32, 64]})
-    archive = tmp_path / "spleen.zip"
-    with zipfile.ZipFile(archive, "w") as zipped:
-        for path in root.rglob("*"):
-            zipped.write(path, path.relative_to(root.parent))
+    archive = _zip(root, tmp_path / "spleen.zip")
     bundles = tmp_path / "bundles"
     bundle = download("spleen_ct_segmentation", url=archive.as_uri(), target=bundles)
     assert bundle.root == bundles / "spleen_ct_segmentation"
@@ -155,10 +167,7 @@ def test_download_refuses_weights_that_need_pickle(tmp_path: Path) -> None:
     root = zoo_copy("spleen_ct_segmentation", tmp_path / "src")
     (root / "models").mkdir()
     torch.save({"model": {}, "saved": datetime.date(2024, 1, 1)}, root / "models" / "model.pt")
-    archive = tmp_path / "spleen.zip"
-    with zipfile.ZipFile(archive, "w") as zipped:
-        for path in root.rglob("*"):
-            zipped.write(path, path.relative_to(root.parent))
+    archive = _zip(root, tmp_path / "spleen.zip")
     with pytest.raises(MedsegError, match="pickled Python objects"):
         download("spleen_ct_segmentation", url=archive.as_uri(), target=tmp_path / "bundles")
     assert not list((tmp_path / "bundles").iterdir())
@@ -207,3 +216,75 @@ def test_zoo_recipes_and_the_prostate_bundle_needs_scikit_image(tmp_path: Path, 
     message = r"KeepLargestConnectedComponentd \(postprocessing#transforms#1\) needs the package scikit-image: pip"
     with pytest.raises(MedsegError, match=message):
         check_packages(prostate, {})
+
+
+@pytest.mark.slow
+def test_swin_unetr_without_img_size_equals_bundle_run(tmp_path: Path) -> None:
+    root = zoo_copy("swin_unetr_btcv_segmentation", tmp_path)
+    network = {"_target_": "SwinUNETR", "spatial_dims": 3, "in_channels": 1, "out_channels": 14, "feature_size": 12}
+    small = {
+        "network_def": network,  # the zoo's, less img_size (gone in MONAI 1.5) and with fewer features
+        "preprocessing#transforms#0#reader": "NibabelReader",  # ITKReader needs itk, not installed here
+        "inferer#roi_size": [64, 64, 64],  # SwinUNETR needs 32 | roi, and more than one voxel at its bottom
+    }
+    make_weights(root, small)
+    scan = write_scan(tmp_path / "scan.nii.gz", (20, 20, 14), (3.0, 3.0, 3.0))
+    share, report = _both(root, scan, [{"image": str(scan)}], small, tmp_path)
+    assert report.path == "fast path"
+    assert share >= AGREEMENT
+
+
+def _zip(root: Path, archive: Path) -> Path:
+    """``root`` as a model-zoo download: a zip whose top folder is the bundle."""
+    with zipfile.ZipFile(archive, "w") as zipped:
+        for path in root.rglob("*"):
+            zipped.write(path, path.relative_to(root.parent))
+    return archive
+
+
+@pytest.mark.slow
+def test_cli_downloads_lists_and_segments_a_zoo_bundle_by_name(tmp_path: Path) -> None:
+    root = zoo_copy("spleen_ct_segmentation", tmp_path / "src")
+    small = {"network_def#channels": [4, 8, 16, 32, 64], "inferer#roi_size": [64, 64, 32]}
+    make_weights(root, small)
+    archive = _zip(root, tmp_path / "spleen.zip")
+    scan = write_scan(tmp_path / "scan.nii.gz", (48, 48, 24), (2.0, 2.0, 2.7))
+    environment = {**os.environ, "MEDSEG_BUNDLES": str(tmp_path / "bundles")}
+
+    def medseg(*args: str) -> subprocess.CompletedProcess:
+        command = [sys.executable, "-m", "medseg", *args]
+        return subprocess.run(command, capture_output=True, text=True, env=environment, cwd=tmp_path)
+
+    downloaded = medseg("download", "spleen_ct_segmentation", "--url", archive.as_uri())
+    assert downloaded.returncode == 0, downloaded.stderr
+    listed = medseg("bundles").stdout
+    assert "spleen_ct_segmentation" in listed and f"1=spleen (source: {archive.as_uri()})" in listed
+    overrides = [f"--override={key}={json.dumps(value)}" for key, value in {**small, **WORKERS}.items()]
+    segmented = medseg("infer", "spleen_ct_segmentation", str(scan), "-o", "out", "--device", "cpu", *overrides)
+    assert segmented.returncode == 0, segmented.stderr
+    assert "stock recipe" not in segmented.stderr and "--trust" not in segmented.stderr
+    assert (tmp_path / "out" / "scan.seg.nrrd").is_file()
+    assert "spleen" in (tmp_path / "out" / "spleen_ct_segmentation_colors.ctbl").read_text()
+
+
+@pytest.mark.slow
+def test_export_and_evaluate_run_on_a_zoo_bundle(tmp_path: Path) -> None:
+    from medseg.evaluation import evaluate
+    from medseg.export import export
+
+    bundle = Bundle(zoo_copy("spleen_ct_segmentation", tmp_path))
+    make_weights(bundle.root, {})  # export builds the bundle's own network: full size
+    exported = torch.jit.load(str(export(bundle, "torchscript", output=tmp_path / "spleen.ts")))
+    assert exported(torch.zeros(1, 1, 32, 32, 32)).shape == (1, 2, 32, 32, 32)
+    data = tmp_path / "data"
+    for folder in ("imagesTr", "labelsTr"):
+        (data / folder).mkdir(parents=True)
+    scan = write_scan(data / "imagesTr" / "case.nii.gz", (48, 48, 24), (2.0, 2.0, 2.7))
+    label = (np.asarray(nib.load(scan).dataobj) > 100).astype(np.uint8)
+    nib.save(nib.Nifti1Image(label, nib.load(scan).affine), data / "labelsTr" / "case.nii.gz")
+    case = {"image": "./imagesTr/case.nii.gz", "label": "./labelsTr/case.nii.gz"}
+    msd = {"name": "spleen", "modality": {"0": "CT"}, "labels": {"0": "background", "1": "spleen"}}
+    (data / "dataset.json").write_text(json.dumps({**msd, "training": [case], "test": []}), encoding="utf-8")
+    results = evaluate(bundle, data, tmp_path / "evaluation", device="cpu")
+    assert list(results[0].scores) == ["spleen"]
+    assert (tmp_path / "evaluation" / "metrics.csv").is_file()
