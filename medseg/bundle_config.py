@@ -109,12 +109,20 @@ class BundleConfig:
         loaders = [config_id for config_id, item in self.components("CheckpointLoader") if "load_path" in item]
         return f"{loaders[0]}#load_path" if loaders else None
 
-    def value(self, config_id: str) -> Any:
-        """The raw (unevaluated) value at ``config_id`` (``a#b#0``)."""
-        node: Any = self.content
-        for key in config_id.split("#"):
-            node = node[int(key)] if isinstance(node, list) else node[key]
-        return node
+    def network_spacing(self) -> list[float] | None:
+        """The voxel size the network works at: ``Spacingd``'s ``pixdim``, read through ``@key`` references.
+
+        None when there is no ``Spacingd`` or its ``pixdim`` is an expression (``$...``).
+        """
+        resamplers = self.components("Spacingd")
+        pixdim = resamplers[0][1].get("pixdim") if resamplers else None
+        while isinstance(pixdim, str) and pixdim.startswith("@"):
+            pixdim = self.content.get(pixdim[1:])
+        if isinstance(pixdim, int | float):
+            return [float(pixdim)] * 3
+        if isinstance(pixdim, list) and all(isinstance(size, int | float) for size in pixdim):
+            return [float(size) for size in pixdim]
+        return None
 
 
 def with_overrides(content: dict[str, Any], overrides: dict[str, Any]) -> dict[str, Any]:

@@ -164,7 +164,11 @@ class Bundle:
 
         parser = ConfigParser(copy.deepcopy(config.content))
         parser["bundle_root"] = str(self.root)
-        return Path(parser.get_parsed_content(loader))
+        try:
+            return Path(parser.get_parsed_content(loader))
+        except Exception as error:  # the bundle's own expression failed: say which, in one line
+            cause = error.__cause__ or error
+            raise MedsegError(f"cannot evaluate {loader} ({type(cause).__name__}: {cause})", config.path) from None
 
 
 def _terminology(entry: Mapping[str, Any]) -> Terminology:

@@ -161,6 +161,13 @@ def test_download_fetches_checks_and_lists_a_bundle_archive(tmp_path: Path) -> N
         download("spleen_ct_segmentation", url=archive.as_uri(), target=bundles)
 
 
+def test_a_failing_weights_expression_is_one_line(tmp_path: Path) -> None:
+    bundle = Bundle(zoo_copy("wholeBody_ct_segmentation", tmp_path))
+    bundle.parsed("inference").content["modelname"] = "$@no_such_key"
+    with pytest.raises(MedsegError, match=r"inference.json: cannot evaluate checkpointloader#load_path \("):
+        _ = bundle.weights
+
+
 def test_download_refuses_weights_that_need_pickle(tmp_path: Path) -> None:
     from medseg.download import download
 
@@ -210,6 +217,8 @@ def test_zoo_recipes_and_the_prostate_bundle_needs_scikit_image(tmp_path: Path, 
     spleen, whole_body = (Bundle(ZOO / name) for name in ("spleen_ct_segmentation", "wholeBody_ct_segmentation"))
     assert read_recipe(spleen.parsed("inference")).fast_reason is None
     assert read_recipe(whole_body.parsed("inference")).nearest
+    assert whole_body.weights == ZOO / "wholeBody_ct_segmentation" / "models" / "model.pt"  # '$... + @modelname'
+    assert spleen.parsed("inference").network_spacing() == [1.5, 1.5, 2.0]
     prostate = Bundle(ZOO / "prostate_mri_anatomy")
     assert chosen_path(prostate, InferenceOptions()).startswith("stock recipe, because it discretises before")
     monkeypatch.setattr("medseg.inference.requirements.find_spec", lambda name: None)
