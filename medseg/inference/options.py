@@ -147,7 +147,7 @@ def _reader(bundle: Bundle) -> dict[str, Any]:
     return {f"{loads[0][0]}#reader": {"_target_": "medseg.io.readers.FastNibabelReader"}}
 
 
-def channels_first(bundle: Bundle) -> dict[str, Any]:
+def _channels_first(bundle: Bundle) -> dict[str, Any]:
     """Load a multi-channel scan (one 4D NIfTI, channels last) channels first where the bundle does not.
 
     A model-zoo bundle for several MR sequences (BraTS) loads a list of 3D files, which ``LoadImaged``
@@ -187,7 +187,7 @@ def inference_overrides(
             raise MedsegError(f"bundle {bundle.name!r} has no top-level 'spacing' to coarsen for --fast")
         overrides["spacing"] = [s * COARSE_FACTOR if s > 0 else s for s in spacing]
     recipe = read_recipe(bundle.parsed("inference"))
-    overrides.update(channels_first(bundle))
+    overrides.update(_channels_first(bundle))
     if options.stock or recipe.fast_reason is not None:
         fast_only = {
             "--tta": options.tta,
