@@ -1,26 +1,29 @@
 """Find MONAI bundles and run their config workflows with medseg's overrides.
 
 A bundle is a folder in the MONAI model-zoo layout (``configs/``, ``models/``, ``docs/``). Its JSON
-configs are the single source of truth: medseg only hands them overrides (data lists, output
+or YAML configs are the single source of truth: medseg only hands them overrides (data lists, output
 folders, device, weights) and runs them through :class:`monai.bundle.ConfigWorkflow`.
 """
 
 from __future__ import annotations
 
+import copy
 import difflib
 import json
 import logging
 import os
 import shutil
 import warnings
-from collections.abc import Iterable, Iterator, Mapping, Sequence
-from dataclasses import dataclass
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, replace
 from functools import cached_property
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from medseg.bundle_config import BundleConfig, config_path
 from medseg.errors import MedsegError
 from medseg.io.atomic import write_text
+from medseg.labels import Label, Terminology, known_label
 
 if TYPE_CHECKING:
     from monai.bundle import ConfigWorkflow
@@ -42,49 +45,9 @@ BUILTIN_BUNDLES = _shipped_bundles()
 # Loggers silenced for quiet (inference) runs: engine progress, and notices about optional codecs.
 QUIET_LOGGERS = ("monai.bundle.workflows", "ignite.engine.engine.SupervisedEvaluator", "monai.data")
 # A user's own bundles, found by name like the built-in ones: $MEDSEG_BUNDLES, else ~/.medseg/bundles.
+# Where a downloaded bundle came from (a URL, or the model zoo's name and version), in its folder.
+SOURCE_FILE = ".medseg-source"
 USER_BUNDLES = Path(os.environ.get("MEDSEG_BUNDLES") or Path.home() / ".medseg" / "bundles")
-DEFAULT_RGB = (128, 128, 128)
-
-
-# A coded concept: (coding scheme designator, code value, code meaning), e.g. ("SCT", "10200004", "Liver").
-Code = tuple[str, str, str]
-
-
-@dataclass(frozen=True)
-class Terminology:
-    """What a label is, in DICOM segmentation terms (SNOMED CT codes), as Slicer and DICOM SEG record it.
-
-    Args:
-        category: segmented property category, e.g. anatomical structure or morphologically altered structure.
-        type: segmented property type, e.g. liver or neoplasm.
-        anatomic_region: where a lesion type lies (the liver for a liver tumour), or None.
-    """
-
-    category: Code
-    type: Code
-    anatomic_region: Code | None = None
-
-
-@dataclass(frozen=True)
-class Label:
-    """One output label of a bundle.
-
-    Args:
-        value: voxel value in the mask.
-        name: label name from ``channel_def``.
-        color: RGB colour (0-255), or None where the metadata gives none.
-        terminology: coded meaning from ``channel_terminology``, or None where the metadata gives none.
-    """
-
-    value: int
-    name: str
-    color: tuple[int, int, int] | None
-    terminology: Terminology | None = None
-
-    @property
-    def rgb(self) -> tuple[int, int, int]:
-        """The colour to draw the label in (0-255): its own, or mid grey where the metadata gives none."""
-        return self.color if self.color is not None else DEFAULT_RGB
 
 
 @dataclass(frozen=True)
@@ -98,12 +61,30 @@ class Bundle:
         """The folder name, which is also how the CLI refers to the bundle."""
         return self.root.name
 
+    @property
+    def source(self) -> str:
+        """Where the bundle came from: ``medseg`` for a shipped one, the recorded download source, or its folder."""
+        recorded = self.root / SOURCE_FILE
+        if recorded.is_file():
+            return recorded.read_text(encoding="utf-8").strip()
+        return "medseg" if self.root.resolve().is_relative_to(BUILTIN_BUNDLES.resolve()) else str(self.root)
+
     def config(self, name: str) -> Path:
-        """Path of ``configs/<name>.json``; raises if the bundle has no such config."""
-        path = self.root / "configs" / f"{name}.json"
-        if not path.is_file():
-            raise MedsegError(f"bundle {self.name!r} has no configs/{name}.json", self.root)
+        """Path of ``configs/<name>.json`` (or ``.yaml``, ``.yml``); raises if the bundle has no such config."""
+        path = config_path(self.root / "configs", name)
+        if path is None:
+            raise MedsegError(f"bundle {self.name!r} has no configs/{name}.json or .yaml", self.root)
         return path
+
+    def parsed(self, name: str) -> BundleConfig:
+        """The parsed config ``name``, read once per :class:`Bundle` object."""
+        if name not in self._parsed:
+            self._parsed[name] = BundleConfig.read(self.config(name))
+        return self._parsed[name]
+
+    @cached_property
+    def _parsed(self) -> dict[str, BundleConfig]:
+        return {}
 
     @cached_property
     def metadata(self) -> dict[str, Any]:
@@ -118,12 +99,12 @@ class Bundle:
     def _pred_format(self) -> dict[str, Any]:
         return self.metadata.get("network_data_format", {}).get("outputs", {}).get("pred", {})
 
-    @property
+    @cached_property
     def labels(self) -> list[Label]:
         """Output labels, background first: ``outputs.pred.channel_def``, with colours and terminology."""
         colors = self._pred_format.get("channel_colors", {})
         terms = self._pred_format.get("channel_terminology", {})
-        return [
+        labels = [
             Label(
                 int(value),
                 str(name),
@@ -132,6 +113,24 @@ class Bundle:
             )
             for value, name in sorted(self._pred_format.get("channel_def", {}).items(), key=lambda kv: int(kv[0]))
         ]
+        return [known_label(label) for label in self._as_mask_values(labels)]
+
+    def _as_mask_values(self, labels: list[Label]) -> list[Label]:
+        """``channel_def`` labels at the values the mask holds.
+
+        medseg's bundles name mask values there. A model-zoo bundle with sigmoid outputs names network
+        channels instead (BraTS: 0 tumour core, 1 whole tumour, 2 enhancing tumour), which its
+        postprocessing turns into other values (1, 2, 4): those are found by running it.
+        """
+        channels = int(self._pred_format.get("num_channels", len(labels)))
+        if [label.value for label in labels] != list(range(channels)) or labels[0].name.lower() == "background":
+            return labels
+        from medseg.inference.recipe import channel_values
+
+        values = channel_values(self)
+        if values is None:
+            return labels
+        return [Label(0, "background", None), *(replace(label, value=values[label.value]) for label in labels)]
 
     @property
     def label_rules(self) -> dict[str, Any]:
@@ -151,8 +150,25 @@ class Bundle:
 
     @property
     def weights(self) -> Path:
-        """The shipped weights file, ``models/model.pt`` (it may be absent)."""
-        return self.root / "models" / "model.pt"
+        """The weights file (may be absent): where the inference ``CheckpointLoader`` points, else ``models/model.pt``.
+
+        A model-zoo bundle names its file in an expression (``$@bundle_root + '/models/' + @modelname``),
+        which is evaluated here: the bundle's code runs, as it does when the bundle runs.
+        """
+        default = self.root / "models" / "model.pt"
+        config = self.parsed("inference") if config_path(self.root / "configs", "inference") else None
+        loader = config.checkpoint_loader() if config else None
+        if loader is None:
+            return default
+        from monai.bundle import ConfigParser
+
+        parser = ConfigParser(copy.deepcopy(config.content))
+        parser["bundle_root"] = str(self.root)
+        try:
+            return Path(parser.get_parsed_content(loader))
+        except Exception as error:  # the bundle's own expression failed: say which, in one line
+            cause = error.__cause__ or error
+            raise MedsegError(f"cannot evaluate {loader} ({type(cause).__name__}: {cause})", config.path) from None
 
 
 def _terminology(entry: Mapping[str, Any]) -> Terminology:
@@ -205,9 +221,9 @@ def derive_bundle(source: Bundle, target: Path, values: Mapping[str, Any]) -> Bu
         copy = shutil.copytree if item.is_dir() else shutil.copy2
         copy(item, target / item.name)
     (target / "models").mkdir(exist_ok=True)
-    for config_path in (target / "configs").glob("*.json"):
-        config = json.loads(config_path.read_text(encoding="utf-8"))
-        if config_path.name == "metadata.json":
+    for path in (target / "configs").glob("*.json"):
+        config = json.loads(path.read_text(encoding="utf-8"))
+        if path.name == "metadata.json":
             image = config.get("network_data_format", {}).get("inputs", {}).get("image", {})
             if "spacing" in values and "spacing" in image:
                 image["spacing"] = values["spacing"]
@@ -215,31 +231,14 @@ def derive_bundle(source: Bundle, target: Path, values: Mapping[str, Any]) -> Bu
             config.update({key: values[key] for key in keys})
         else:
             continue
-        write_text(config_path, json.dumps(config, indent=4) + "\n")
+        write_text(path, json.dumps(config, indent=4) + "\n")
     return Bundle(target)
 
 
 def top_level_values(bundle: Bundle, config: str, keys: Sequence[str]) -> dict[str, Any]:
     """The values of some top-level keys of one config (those it has)."""
-    content = json.loads(bundle.config(config).read_text(encoding="utf-8"))
+    content = bundle.parsed(config).content
     return {key: content[key] for key in keys if key in content}
-
-
-def config_ids(content: Any, prefix: str = "") -> Iterator[str]:
-    """Every id of a parsed config, as overrides name them.
-
-    Its keys, and the keys and indices under them, joined by ``#``: ``inferer``, ``inferer#overlap``,
-    ``preprocessing#transforms#0``.
-    """
-    if isinstance(content, dict):
-        items: Iterable[tuple[Any, Any]] = content.items()
-    elif isinstance(content, list):
-        items = enumerate(content)
-    else:
-        return
-    for key, value in items:
-        yield f"{prefix}{key}"
-        yield from config_ids(value, f"{prefix}{key}#")
 
 
 def check_override_ids(bundle: Bundle, config: str, ids: Iterable[str]) -> None:
@@ -249,7 +248,7 @@ def check_override_ids(bundle: Bundle, config: str, ids: Iterable[str]) -> None:
         MedsegError: naming the config file, the first unknown id and the closest id the config has.
     """
     path = bundle.config(config)
-    known = sorted(config_ids(json.loads(path.read_text(encoding="utf-8"))))
+    known = sorted(bundle.parsed(config).ids())
     for unknown in (config_id for config_id in ids if config_id not in known):
         closest = difflib.get_close_matches(unknown, known, n=1)
         hint = f" (did you mean {closest[0]!r}?)" if closest else ""

@@ -100,7 +100,21 @@ def bundles_command() -> None:
         labels = ", ".join(f"{label.value}={label.name}" for label in bundle.labels)
         weights = bundle.weights
         status = f"weights {weights.stat().st_size / 1e6:.1f} MB" if weights.is_file() else "no weights"
-        typer.echo(f"{bundle.name:<24} {status:<18} labels: {labels}")
+        typer.echo(f"{bundle.name:<24} {status:<18} labels: {labels} (source: {bundle.source})")
+
+
+@app.command("download")
+def download_command(
+    name: Annotated[str, typer.Argument(help="Model-zoo bundle name, e.g. spleen_ct_segmentation.")],
+    version: Annotated[str | None, typer.Option(help="Bundle version (default: the latest).")] = None,
+    url: Annotated[str | None, typer.Option(help="Fetch this bundle zip instead (a mirror, or file://).")] = None,
+) -> None:
+    """Fetch a MONAI model-zoo bundle into $MEDSEG_BUNDLES (default ~/.medseg/bundles) and check it."""
+    from medseg.download import download
+
+    bundle = download(name, version=version, url=url)
+    labels = ", ".join(f"{label.value}={label.name}" for label in bundle.labels)
+    typer.echo(f"downloaded {bundle.name} to {bundle.root} (labels: {labels})")
 
 
 @sample_data.command(
@@ -409,6 +423,8 @@ def infer_command(
             min_lesion_ml=min_lesion_ml,
             step=step,
         )
+    if report.path != "fast path" and not stock:  # a fallback is news; --stock was asked for
+        typer.echo(f"{bundle}: {report.path}", err=True)
     if ignore_modality:
         typer.echo("warning: --ignore-modality: scans are segmented whatever modality their files record", err=True)
     for warning in report.warnings:

@@ -7,7 +7,7 @@ from collections.abc import Sequence
 
 import numpy as np
 
-from medseg.bundles import Bundle, top_level_values
+from medseg.bundles import Bundle
 from medseg.data.validate import ScanInfo, grid_of
 from medseg.errors import MedsegError
 from medseg.memory import readable_size
@@ -49,7 +49,7 @@ def check_memory(scan: ScanInfo, bundle: Bundle, budget: int) -> None:
     Raises:
         MedsegError: the estimate of :func:`inference_bytes` exceeds ``budget``.
     """
-    target = top_level_values(bundle, "inference", ["spacing"]).get("spacing", [0, 0, 0])
+    target = bundle.parsed("inference").network_spacing() or [0, 0, 0]
     needed = inference_bytes(scan, np.broadcast_to(target, 3).tolist(), len(bundle.labels))
     if needed > budget:
         raise MedsegError(

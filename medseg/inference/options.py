@@ -20,13 +20,15 @@ On either path, several weights files make an ensemble: the chosen inferer is wr
 
 from __future__ import annotations
 
-import json
 import re
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any, Literal, get_args
 
+from medseg.bundle_config import with_overrides
 from medseg.bundles import Bundle
 from medseg.errors import MedsegError
+from medseg.inference.recipe import CLEAN_UP, VOXELWISE, Recipe, read_recipe
 
 COARSE_FACTOR = 1.5  # --fast: the network runs on voxels this much larger
 Window = Literal["patch", "large"]  # --window: the bundle's own sliding windows, or few large ones
@@ -61,10 +63,6 @@ class InferenceOptions:
     ensemble: tuple[str, ...] = ()
 
 
-def _inference_config(bundle: Bundle) -> dict[str, Any]:
-    return json.loads(bundle.config("inference").read_text(encoding="utf-8"))
-
-
 def _image_format(bundle: Bundle) -> dict[str, Any]:
     return bundle.metadata["network_data_format"]["inputs"]["image"]
 
@@ -74,25 +72,25 @@ def _divisor(bundle: Bundle) -> int:
     return max(int(size.group(1)) for size in sizes if size)
 
 
-def _stock_inferer(bundle: Bundle, options: InferenceOptions) -> dict[str, Any]:
-    """The bundle's own inferer, with the overlap asked for."""
-    inferer = dict(_inference_config(bundle)["inferer"])
+def _stock_inferer(bundle: Bundle, options: InferenceOptions, changes: Mapping[str, Any]) -> dict[str, Any]:
+    """The bundle's own inferer, with the user's ``inferer#...`` overrides and the overlap asked for."""
+    inferer = dict(with_overrides(bundle.parsed("inference").content, changes)["inferer"])
     if options.overlap is not None:
         inferer["overlap"] = options.overlap
     return inferer
 
 
-def _fast_inferer(bundle: Bundle, options: InferenceOptions) -> dict[str, Any]:
+def _fast_inferer(bundle: Bundle, options: InferenceOptions, changes: Mapping[str, Any]) -> dict[str, Any]:
     """The bundle's windows (or large ones) through a CPU-tuned network; big slice batches for a 2D network."""
     if len(_image_format(bundle)["spatial_shape"]) == 2:
         if options.tta:
             raise MedsegError(f"--tta is not available for the 2D bundle {bundle.name!r}")
-        inferer = {**_stock_inferer(bundle, options), "sw_batch_size": 64}
+        inferer = {**_stock_inferer(bundle, options, changes), "sw_batch_size": 64}
         if options.window == "large" and options.overlap is None:
             inferer["overlap"] = 0.0
         return inferer
     if options.window == "patch":
-        windows = _stock_inferer(bundle, options)
+        windows = _stock_inferer(bundle, options, changes)
     else:
         windows = {
             "_target_": "medseg.inference.inferers.LargeWindowInferer",
@@ -110,29 +108,23 @@ def _fast_inferer(bundle: Bundle, options: InferenceOptions) -> dict[str, Any]:
     return {"_target_": "medseg.inference.inferers.CpuTunedInferer", "inferer": windows}
 
 
-def _activation(bundle: Bundle) -> str:
-    """The activation the bundle's postprocessing applies to the network output (``Activationsd``)."""
-    for transform in _inference_config(bundle)["postprocessing"]["transforms"]:
-        if isinstance(transform, dict) and transform.get("_target_") == "Activationsd":
-            return next((name for name in ("softmax", "sigmoid") if transform.get(name) is True), "none")
-    return "none"
+def _postprocessing(bundle: Bundle, recipe: Recipe, options: InferenceOptions) -> dict[str, Any]:
+    """The bundle's postprocessing with ``Invertd`` replaced by resampling straight to the source grid.
 
-
-def _postprocessing(bundle: Bundle, options: InferenceOptions) -> dict[str, Any]:
-    """The bundle's postprocessing with ``Invertd`` replaced by resampling straight to the source grid."""
-    transforms = _inference_config(bundle)["postprocessing"]["transforms"]
-    inverts = [i for i, t in enumerate(transforms) if isinstance(t, dict) and t.get("_target_") == "Invertd"]
-    if len(inverts) != 1:
-        raise MedsegError(f"bundle {bundle.name!r}: the fast path needs exactly one Invertd in its postprocessing")
-    split = inverts[0]
-    decide = [t for t in transforms[split + 1 :] if t != "@writer"]
+    Steps before ``Invertd`` (the activation, and the discretisation of a bundle that inverts labels by
+    nearest neighbour) stay; the voxel-wise steps after it become the resampling's ``decide``; label
+    clean-up (``KeepLargestConnectedComponentd``...) runs on the full mask after it; the writer comes last.
+    """
+    assert recipe.invert is not None  # read_recipe gives no fast path without it
     steps = [
-        *transforms[:split],
+        *recipe.steps(0, recipe.invert, VOXELWISE | CLEAN_UP),
         {
             "_target_": "medseg.inference.resample.ResampleToSourced",
             "keys": "pred",
-            "decide": {"_target_": "Compose", "transforms": decide},
+            "decide": {"_target_": "Compose", "transforms": recipe.steps(recipe.invert + 1, None, VOXELWISE)},
+            "nearest": recipe.nearest,
         },
+        *recipe.steps(recipe.invert + 1, None, CLEAN_UP),
     ]
     rules = bundle.label_rules
     if rules and options.label_rules:
@@ -140,26 +132,63 @@ def _postprocessing(bundle: Bundle, options: InferenceOptions) -> dict[str, Any]
     return {"_target_": "Compose", "transforms": [*steps, "@writer"]}
 
 
+def _stock_writer(recipe: Recipe) -> dict[str, Any]:
+    """Point the bundle's own postprocessing at medseg's ``writer`` (a zoo bundle writes inline)."""
+    if recipe.writer is None:
+        raise MedsegError("the bundle's postprocessing has no SaveImaged step for medseg's mask writer to replace")
+    return {f"postprocessing#transforms#{recipe.writer}": "@writer"}
+
+
 def _reader(bundle: Bundle) -> dict[str, Any]:
     """Point the bundle's ``LoadImaged`` at medseg's ISA-L NIfTI reader (same images, read faster)."""
-    transforms = _inference_config(bundle)["preprocessing"]["transforms"]
-    loads = [i for i, t in enumerate(transforms) if isinstance(t, dict) and t.get("_target_") == "LoadImaged"]
-    if len(loads) != 1 or "reader" in transforms[loads[0]]:
+    loads = bundle.parsed("inference").components("LoadImaged")
+    if len(loads) != 1 or "reader" in loads[0][1]:
         return {}
-    return {f"preprocessing#transforms#{loads[0]}#reader": {"_target_": "medseg.io.readers.FastNibabelReader"}}
+    return {f"{loads[0][0]}#reader": {"_target_": "medseg.io.readers.FastNibabelReader"}}
 
 
-def inference_overrides(bundle: Bundle, options: InferenceOptions) -> dict[str, Any]:
-    """Config overrides that realise ``options`` on a bundle's ``inference.json``."""
+def _channels_first(bundle: Bundle) -> dict[str, Any]:
+    """Load a multi-channel scan (one 4D NIfTI, channels last) channels first where the bundle does not.
+
+    A model-zoo bundle for several MR sequences (BraTS) loads a list of 3D files, which ``LoadImaged``
+    stacks channels first; medseg hands it one 4D file, which needs ``ensure_channel_first``.
+    """
+    config = bundle.parsed("inference")
+    loads = config.components("LoadImaged")
+    if bundle.input_channels < 2 or len(loads) != 1 or config.components("EnsureChannelFirstd"):
+        return {}
+    return {f"{loads[0][0]}#ensure_channel_first": True}
+
+
+def chosen_path(bundle: Bundle, options: InferenceOptions) -> str:
+    """One line that says which path ``options`` run on the bundle, and why."""
+    reason = read_recipe(bundle.parsed("inference")).fast_reason
+    if options.stock:
+        return "stock recipe (--stock)"
+    return "fast path" if reason is None else f"stock recipe, because {reason}"
+
+
+def inference_overrides(
+    bundle: Bundle, options: InferenceOptions, user: Mapping[str, Any] | None = None
+) -> dict[str, Any]:
+    """Config overrides that realise ``options`` on a bundle's ``inference.json``, the user's ``user`` included.
+
+    The user's overrides of the bundle's inferer (``inferer#roi_size``) are made to the bundle's inferer,
+    which the fast path wraps, rather than to the wrapper.
+    """
+    changes = {key: value for key, value in (user or {}).items() if key.startswith("inferer#")}
+    others = {key: value for key, value in (user or {}).items() if key not in changes}
     if options.window not in WINDOWS:
         raise MedsegError(f"unknown window {options.window!r}; choose one of: {', '.join(WINDOWS)}")
     overrides: dict[str, Any] = {}
     if options.coarse:
-        spacing = _inference_config(bundle).get("spacing")
+        spacing = bundle.parsed("inference").content.get("spacing")
         if spacing is None:
             raise MedsegError(f"bundle {bundle.name!r} has no top-level 'spacing' to coarsen for --fast")
         overrides["spacing"] = [s * COARSE_FACTOR if s > 0 else s for s in spacing]
-    if options.stock:
+    recipe = read_recipe(bundle.parsed("inference"))
+    overrides.update(_channels_first(bundle))
+    if options.stock or recipe.fast_reason is not None:
         fast_only = {
             "--tta": options.tta,
             "--window large": options.window != "patch",
@@ -167,17 +196,20 @@ def inference_overrides(bundle: Bundle, options: InferenceOptions) -> dict[str, 
         }
         asked = [flag for flag, on in fast_only.items() if on]
         if asked:
-            raise MedsegError(f"{asked[0]} needs the fast path (drop --stock)")
-        inferer = _stock_inferer(bundle, options)
+            why = "drop --stock" if options.stock else f"bundle {bundle.name!r} runs its own recipe"
+            raise MedsegError(f"{asked[0]} needs the fast path ({why})")
+        inferer = _stock_inferer(bundle, options, changes)
+        if "writer" not in bundle.parsed("inference").content:
+            overrides.update(_stock_writer(recipe))
     else:
-        inferer = _fast_inferer(bundle, options)
+        inferer = _fast_inferer(bundle, options, changes)
         overrides.update(_reader(bundle))
-        overrides["postprocessing"] = _postprocessing(bundle, options)
+        overrides["postprocessing"] = _postprocessing(bundle, recipe, options)
     if options.ensemble:
         inferer = {
             "_target_": "medseg.inference.ensemble.EnsembleInferer",
             "inferer": inferer,
             "weights": list(options.ensemble),
-            "activation": _activation(bundle),
+            "activation": recipe.activation,
         }
-    return {**overrides, "inferer": inferer}
+    return {**overrides, "inferer": inferer, **others}

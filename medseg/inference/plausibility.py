@@ -14,8 +14,9 @@ from collections.abc import Mapping, Sequence
 
 import numpy as np
 
-from medseg.bundles import Bundle, Label
+from medseg.bundles import Bundle
 from medseg.errors import MedsegError
+from medseg.labels import Label
 
 # Voxel sides (mm) outside this range are refused: from micro-CT (about 0.01 mm) to the thickest
 # slices clinical scanners write (well under 50 mm).

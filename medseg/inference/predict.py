@@ -30,10 +30,11 @@ from medseg.devices import device_expression
 from medseg.engine_logs import engine_logs_silenced
 from medseg.errors import MedsegError, root_cause
 from medseg.inference.memory import check_memory
-from medseg.inference.options import InferenceOptions, inference_overrides
+from medseg.inference.options import InferenceOptions, chosen_path, inference_overrides
 from medseg.inference.outputs import CaseRecord, publish_case, write_case_outputs, write_run_outputs
 from medseg.inference.plausibility import check_spacing
 from medseg.inference.provenance import options_record, run_provenance
+from medseg.inference.requirements import check_network, check_packages
 from medseg.io.dicom import find_image, image_to_nifti
 from medseg.io.dicom_objects import MODALITY_WORDS
 from medseg.io.paths import CaseFiles, ScanInput, check_output_folder, is_nifti, nifti_stem, scan_name
@@ -44,8 +45,12 @@ from medseg.weights import check_weights
 
 @dataclass
 class SegmentReport:
-    """What a run produced: masks written, one error per scan that failed, and warnings (``file: problem``)."""
+    """What a run produced: masks written, one error per scan that failed, warnings (``file: problem``), path.
 
+    ``path`` says which path ran and why (:func:`~medseg.inference.options.chosen_path`).
+    """
+
+    path: str = ""
     written: list[Path] = field(default_factory=list)
     failed: list[MedsegError] = field(default_factory=list)
     warnings: list[str] = field(default_factory=list)
@@ -118,6 +123,14 @@ def _weights_files(bundle: Bundle, weights: str | Path | Sequence[str | Path] | 
     return [str(check_weights(path).resolve()) for path in paths]
 
 
+def _checkpoint_id(bundle: Bundle) -> str:
+    """The config id that names the weights file: the ``load_path`` of the bundle's ``CheckpointLoader``."""
+    loader = bundle.parsed("inference").checkpoint_loader()
+    if loader is None:
+        raise MedsegError("has no CheckpointLoader to load weights with", bundle.config("inference"))
+    return loader
+
+
 def segment_report(
     bundle: Bundle,
     inputs: Sequence[str | Path],
@@ -169,20 +182,21 @@ def segment_report(
     _unique_names(sources)
     check_output_folder(output_dir)
     check_override_ids(bundle, "inference", overrides or {})
+    check_packages(bundle, dict(overrides or {}))
+    check_network(bundle, dict(overrides or {}))
     members = _weights_files(bundle, weights)
     options = replace(options or InferenceOptions(), ensemble=tuple(members) if len(members) > 1 else ())
     config: dict[str, Any] = {
-        "ckpt_path": members[0],
+        _checkpoint_id(bundle): members[0],
         "device": device_expression(device),
-        **inference_overrides(bundle, options),
-        **(overrides or {}),
+        **inference_overrides(bundle, options, overrides),
     }
     budget = available_memory() if max_memory is None else max_memory
     record = None
     if extras:  # the statistics, table and report carry the run's provenance
         options_used = options_record(options, overrides or {}, min_lesion_ml=min_lesion_ml)
         record = CaseRecord(run_provenance(bundle, members, device=device, options=options_used), min_lesion_ml)
-    report = SegmentReport()
+    report = SegmentReport(chosen_path(bundle, options))
     say = step or (lambda words: None)
     say(f"checking {len(sources)} scan{'s' if len(sources) > 1 else ''}")
     with tempfile.TemporaryDirectory(prefix="medseg-dicom-") as scratch:

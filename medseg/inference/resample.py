@@ -222,6 +222,44 @@ def to_source_grid(
     return labels
 
 
+def nearest_to_source_grid(
+    labels: torch.Tensor,
+    network_affine: np.ndarray,
+    source_affine: np.ndarray,
+    source_shape: tuple[int, int, int],
+    *,
+    slab_voxels: int = 4_000_000,
+) -> np.ndarray:
+    """Labels on the source grid from labels on the network grid, by nearest neighbour.
+
+    What ``Invertd`` with ``nearest_interp=True`` gives after ``Spacingd``'s default border padding:
+    each source voxel takes the label of the nearest network voxel, positions beyond the network grid
+    the label at its edge.
+
+    Args:
+        labels: ``(x, y, z)`` integer labels on the network grid.
+        network_affine: ``(4, 4)`` voxel-to-world affine of ``labels``.
+        source_affine: ``(4, 4)`` voxel-to-world affine of the source scan.
+        source_shape: ``(X, Y, Z)`` of the source scan.
+        slab_voxels: source voxels looked up at once; bounds the extra memory.
+
+    Returns:
+        ``(X, Y, Z)`` uint8 labels in Fortran order.
+    """
+    result = np.zeros(source_shape, np.uint8, order="F")
+    transform = torch.as_tensor(np.linalg.inv(network_affine) @ source_affine, dtype=torch.float64)
+    last = torch.tensor(labels.shape) - 1
+    i, j = (torch.arange(size, dtype=torch.float64) for size in source_shape[:2])
+    step = max(1, slab_voxels // (source_shape[0] * source_shape[1]))
+    for k0 in range(0, source_shape[2], step):
+        k = torch.arange(k0, min(k0 + step, source_shape[2]), dtype=torch.float64)
+        points = torch.stack(torch.meshgrid(i, j, k, indexing="ij"), dim=-1) @ transform[:3, :3].T + transform[:3, 3]
+        index = torch.minimum(torch.round(points).long().clamp(min=0), last)
+        block = labels[index[..., 0], index[..., 1], index[..., 2]]
+        result[:, :, k0 : k0 + len(k)] = block.cpu().numpy()
+    return result
+
+
 class ResampleToSourced(MapTransform):
     """Turn network-grid probabilities into labels on the source scan's grid (see :func:`to_source_grid`).
 
@@ -231,11 +269,15 @@ class ResampleToSourced(MapTransform):
         decide: the bundle's discretisation transforms (everything its postprocessing does after
             ``Invertd``, except writing).
         slab_voxels: voxels interpolated at once.
+        nearest: the prediction is already labels ``(1, x, y, z)``, taken by nearest neighbour
+            (:func:`nearest_to_source_grid`), as the bundle's ``Invertd(nearest_interp=True)`` does.
     """
 
-    def __init__(self, keys: KeysCollection, decide: Decide, slab_voxels: int = 4_000_000) -> None:
+    def __init__(
+        self, keys: KeysCollection, decide: Decide, slab_voxels: int = 4_000_000, nearest: bool = False
+    ) -> None:
         super().__init__(keys)
-        self.decide, self.slab_voxels = decide, slab_voxels
+        self.decide, self.slab_voxels, self.nearest = decide, slab_voxels, nearest
 
     def __call__(self, data: Mapping[Hashable, Any]) -> dict[Hashable, Any]:
         """Replace each key's probabilities by a ``(1, X, Y, Z)`` uint8 MetaTensor on the source grid."""
@@ -246,14 +288,12 @@ class ResampleToSourced(MapTransform):
             if not torch.isfinite(pred).all():
                 raise MedsegError("the network output is not finite: the scan holds NaN or infinite values", source)
             header = nib.load(source)
-            labels = to_source_grid(
-                pred.as_tensor(),
-                np.asarray(pred.affine, float),
-                header.affine,
-                tuple(header.shape[:3]),
-                self.decide,
-                slab_voxels=self.slab_voxels,
-            )
+            grid = (np.asarray(pred.affine, float), header.affine, tuple(header.shape[:3]))
+            if self.nearest:
+                on_network = _labels(self.decide, pred.as_tensor())
+                labels = nearest_to_source_grid(on_network, *grid, slab_voxels=self.slab_voxels)
+            else:
+                labels = to_source_grid(pred.as_tensor(), *grid, self.decide, slab_voxels=self.slab_voxels)
             meta = {**pred.meta, "affine": torch.as_tensor(header.affine)}
             result[key] = MetaTensor(torch.from_numpy(labels)[None], meta=meta)
         return result

@@ -7,8 +7,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from medseg.bundles import Label
 from medseg.io.atomic import write_text
+from medseg.labels import Label
 
 
 def color_table_text(labels: list[Label]) -> str:

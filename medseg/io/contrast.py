@@ -16,7 +16,7 @@ from itertools import cycle
 import numpy as np
 from scipy import ndimage
 
-from medseg.bundles import Label
+from medseg.labels import Label
 
 MIN_CONTRAST = 0.4
 MIN_SATURATION = 0.2  # below this (max - min of red, green, blue) a colour reads as a grey

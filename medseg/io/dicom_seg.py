@@ -16,10 +16,11 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from medseg.bundles import Bundle, Code, Label
+from medseg.bundles import Bundle
 from medseg.errors import MedsegError
 from medseg.io.atomic import atomic_file
 from medseg.io.dicom import series_files
+from medseg.labels import Code, Label
 
 if TYPE_CHECKING:
     from highdicom import AlgorithmIdentificationSequence

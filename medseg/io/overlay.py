@@ -24,9 +24,9 @@ from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 from matplotlib.patches import Patch
 
-from medseg.bundles import Label
 from medseg.io.atomic import atomic_file
 from medseg.io.contrast import label_colours
+from medseg.labels import Label
 
 CT_WINDOW = (40.0, 400.0)  # level, width (HU)
 MR_PERCENTILES = (1.0, 99.0)

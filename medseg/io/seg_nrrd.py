@@ -15,9 +15,9 @@ import numpy as np
 import slicerio
 from scipy import ndimage
 
-from medseg.bundles import Label, Terminology
 from medseg.io.atomic import atomic_file
 from medseg.io.nifti import lps_affine
+from medseg.labels import Label, Terminology
 
 # Where the codes of ``channel_terminology`` come from: DICOM PS3.16 (CID 7150, 7151 and their types).
 CATEGORY_CONTEXT = "Segmentation category and type - DICOM master list"

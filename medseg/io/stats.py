@@ -15,9 +15,9 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-from medseg.bundles import Label
 from medseg.errors import MedsegError
 from medseg.io.atomic import write_text
+from medseg.labels import Label
 from medseg.lesions import DEFAULT_MIN_LESION_ML, Burden, Lesion, Quantities
 
 CSV_COLUMNS = [

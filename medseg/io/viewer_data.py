@@ -28,10 +28,10 @@ from typing import Any
 import nibabel as nib
 import numpy as np
 
-from medseg.bundles import Label
 from medseg.io.atomic import write_text
 from medseg.io.contrast import label_colours
 from medseg.io.overlay import to_ras, window
+from medseg.labels import Label
 
 MAX_SIDE = 256
 CT_RANGE = (-1000.0, 1000.0)  # HU
