@@ -400,7 +400,7 @@ class MutationPlugin:
         for path, patterns in self.modules.items():
             chosen = _selected(items, patterns)
             seconds = sum(durations[item.nodeid] for item in chosen)
-            timeout = 10 + self.factor * seconds
+            timeout = 30 + self.factor * seconds  # generous: the 2 cores may be shared
             result = Result(path, mutants_of(path))
             print(f"{path}: {len(result.mutants)} mutants, {len(chosen)} tests ({seconds:.1f} s)", flush=True)
             self._run(session, chosen, result, timeout)
@@ -506,7 +506,8 @@ def report(results: list[Result], seconds: float) -> dict[str, Any]:
     if stale and len(results) == len(MODULES):
         print("\nlisted as equivalent but no longer generated (remove them):", *sorted(stale), sep="\n  ")
     names = ("path", "mutants", "killed", "timeout", "equivalent", "counted")
-    return {"modules": [dict(zip(names, row, strict=True)) for row in rows]}
+    outcomes = {m.key: m.outcome for r in results for m in r.mutants if m.outcome not in ("killed", "equivalent")}
+    return {"modules": [dict(zip(names, row, strict=True)) for row in rows], "not killed": outcomes}
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -514,7 +515,7 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("modules", nargs="*", help="module files to mutate (default: every core module)")
     parser.add_argument("--workers", type=int, default=2, help="mutants run at once (default 2)")
-    parser.add_argument("--timeout-factor", type=float, default=3.0, help="per-mutant timeout: 10 s + this x clean run")
+    parser.add_argument("--timeout-factor", type=float, default=5.0, help="per-mutant timeout: 30 s + this x clean run")
     parser.add_argument("--list", action="store_true", help="print the mutants and stop")
     parser.add_argument("--json", type=Path, help="also write the per-module figures here")
     args = parser.parse_args(argv)
