@@ -58,7 +58,7 @@ MODULES: dict[str, list[str]] = {
         "tests/test_fast_inference.py::test_cells",
         "tests/test_fast_inference.py::test_cell_shortcut",
     ],
-    "medseg/inference/label_rules.py": ["tests/test_fast_inference.py::test_label_rules"],
+    "medseg/inference/label_rules.py": ["tests/test_label_rules.py", "tests/test_fast_inference.py::test_label_rules"],
     "medseg/lesions.py": ["tests/test_lesions.py"],
     "medseg/data/discover.py": ["tests/test_discover.py", "tests/test_splits.py"],
     "medseg/data/validate.py": [
