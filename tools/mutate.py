@@ -426,7 +426,7 @@ class MutationPlugin:
                     mutant.outcome = "timeout"
                 else:
                     code = os.waitstatus_to_exitcode(status)
-                    mutant.outcome = {0: "survived", 1: "killed", 2: "not applied"}.get(code, "killed")
+                    mutant.outcome = {0: "survived", 1: "killed"}.get(code, "error")
                 mutant.seconds = elapsed
                 shutil.rmtree(scratch, ignore_errors=True)
                 del running[pid]
@@ -448,7 +448,10 @@ class MutationPlugin:
 
 
 def _child(session: Any, items: list[Any], mutant: Mutant, scratch: Path) -> int:
-    """In a forked child: apply the mutant, run the tests; 1 if one fails, 0 if all pass, 2 if not applied."""
+    """In a forked child: apply the mutant, run the tests; 1 if one fails, 0 if all pass (or there are none).
+
+    An exception in the tool itself ends the child with status 3, counted as an error, not a kill.
+    """
     from _pytest.runner import runtestprotocol
 
     module = sys.modules.get(mutant.path.removesuffix(".py").replace("/", "."))
@@ -458,6 +461,8 @@ def _child(session: Any, items: list[Any], mutant: Mutant, scratch: Path) -> int
         apply(mutant, module)
     except Exception:  # the mutated module does not even run: the simplest test would notice
         return 1
+    if not items:
+        return 0
     session.config._tmp_path_factory._basetemp = scratch
     session._setupstate.teardown_exact(items[0])
     for position, item in enumerate(items):
@@ -486,7 +491,7 @@ def report(results: list[Result], seconds: float) -> dict[str, Any]:
             if mutant.outcome == "survived" and mutant.key in equivalent:
                 mutant.outcome = "equivalent"
         killed = result.count("killed", "timeout")
-        counted = len(result.mutants) - result.count("equivalent", "not applied")
+        counted = len(result.mutants) - result.count("equivalent", "error")
         total_killed, total_counted = total_killed + killed, total_counted + counted
         row = (result.path, len(result.mutants), killed, result.count("timeout"), result.count("equivalent"), counted)
         rows.append(row)
@@ -502,6 +507,9 @@ def report(results: list[Result], seconds: float) -> dict[str, Any]:
         print("\nsurvivors (add a test, or list them in tools/mutation_equivalents.txt with the reason):")
         for mutant in survivors:
             print(f"  {mutant.path}:{mutant.line}  {mutant.key}")
+    errors = [m for r in results for m in r.mutants if m.outcome == "error"]
+    if errors:
+        print("\nerrors of this tool (not counted; run them alone to see why):", *[m.key for m in errors], sep="\n  ")
     stale = set(equivalent) - {m.key for r in results for m in r.mutants}
     if stale and len(results) == len(MODULES):
         print("\nlisted as equivalent but no longer generated (remove them):", *sorted(stale), sep="\n  ")
