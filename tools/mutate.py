@@ -79,7 +79,6 @@ MODULES: dict[str, list[str]] = {
     "medseg/io/fast_nifti.py": ["tests/test_fast_nifti.py"],
     "medseg/inference/options.py": [
         "tests/test_fast_inference.py::test_tta",
-        "tests/test_fast_inference.py::test_window_and",
         "tests/test_options.py",
         "tests/test_ensemble.py::test_a_mixed",
     ],
