@@ -126,3 +126,24 @@ def test_foreground_box_grows_by_the_margin_and_stays_inside():
     np.testing.assert_array_equal(lo, [3, 0, 5])
     np.testing.assert_array_equal(hi, [4, 1, 5])
     assert foreground_box(torch.zeros(3, 3, 3, dtype=torch.long)) is None
+
+
+@pytest.mark.parametrize("side", ["ends", "starts"])
+def test_a_scan_that_ends_or_starts_at_the_foreground(side):
+    """The same voxel as above, on source grids whose last (or first) voxel lies at its centre: the cross is cut."""
+    probabilities = torch.zeros(2, 12, 12, 12)
+    probabilities[0] = 1.0
+    probabilities[:, 5, 5, 5] = torch.tensor([0.2, 0.8])
+    network, source = np.diag([2.0, 2.0, 2.0, 1.0]), np.diag([0.5, 0.5, 0.5, 1.0])
+    if side == "starts":
+        source[:3, 3] = 10.0  # source voxel 0 is network voxel 5
+    labels = to_source_grid(probabilities, network, source, (21, 21, 21), AsDiscreted(keys="pred", argmax=True))
+    centre = 20 if side == "ends" else 0
+    inward = -1 if side == "ends" else 1
+    expected = np.zeros((21, 21, 21), np.uint8)
+    expected[centre, centre, centre] = 1
+    for axis in range(3):
+        neighbour = [centre] * 3
+        neighbour[axis] += inward
+        expected[tuple(neighbour)] = 1
+    np.testing.assert_array_equal(labels, expected)
