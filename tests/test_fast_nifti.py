@@ -26,6 +26,7 @@ def _pair(path):
 def test_same_voxels_and_affine_as_nibabel(tmp_path, name, array, affine):
     nib.save(nib.Nifti1Image(array, affine), tmp_path / name)
     ours, mine, theirs, expected = _pair(tmp_path / name)
+    assert isinstance(ours.dataobj, np.ndarray)  # read here, in memory: not nibabel's lazy proxy
     np.testing.assert_array_equal(mine, expected)
     np.testing.assert_array_equal(ours.affine, theirs.affine)
 
