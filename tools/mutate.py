@@ -9,8 +9,8 @@ timeout), and *survives* when they all pass: then either a test is missing, or t
 alter behaviour (an *equivalent* mutant), which ``tools/mutation_equivalents.txt`` lists with the
 reason.
 
-Not mutated: strings and f-strings (messages), docstrings, type annotations, ``assert`` statements
-(checks for the type checker) and lines marked ``# pragma: no mutate``.
+Not mutated: strings and f-strings (messages), docstrings, type annotations, decorators,
+``assert`` statements (checks for the type checker) and lines marked ``# pragma: no mutate``.
 
 How it runs fast enough for 2 cores: one pytest session collects every mapped test file and runs
 them once, unchanged (a failure there stops the run); the session's fixtures (the synthetic
@@ -126,7 +126,7 @@ class Mutant:
         index: its position among the module's mutants (the order of the AST walk).
         scope: qualified name of the outermost function or class holding it (``""`` at module level).
         line: line number of the change.
-        description: what changed, e.g. ``'margin: int = 1' -> 'margin: int = 2'``.
+        description: what changed, e.g. ``1 -> 2`` or ``'a < b' -> 'a <= b'``.
         key: a line-number-free name, stable while the code around it is unchanged.
     """
 
