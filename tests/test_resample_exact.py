@@ -7,6 +7,7 @@ voxel, in axis-aligned and oblique grids, for argmax and for thresholded regions
 is worked out by hand.
 """
 
+import nibabel as nib
 import numpy as np
 import pytest
 import SimpleITK as sitk
@@ -147,3 +148,28 @@ def test_a_scan_that_ends_or_starts_at_the_foreground(side):
         neighbour[axis] += inward
         expected[tuple(neighbour)] = 1
     np.testing.assert_array_equal(labels, expected)
+
+
+@pytest.mark.parametrize("channels", [1, 4])
+def test_the_transform_puts_labels_on_the_source_files_grid(tmp_path, channels):
+    """``ResampleToSourced`` reads the grid from the source file (a 4-channel scan has the same spatial grid)."""
+    from monai.data import MetaTensor
+
+    from medseg.errors import MedsegError
+    from medseg.inference.resample import ResampleToSourced
+    from medseg.io.nifti import write_nifti
+
+    affine, shape = source_grid("lps")
+    voxels = np.zeros(shape if channels == 1 else (*shape, channels), np.float32)
+    scan = write_nifti(tmp_path / "scan.nii.gz", voxels, affine)
+    probabilities = network_output(seed=5, kind="softmax")
+    pred = MetaTensor(probabilities, affine=torch.as_tensor(NETWORK), meta={"filename_or_obj": str(scan)})
+    decide = AsDiscreted(keys="pred", argmax=True)
+    out = ResampleToSourced("pred", decide)({"pred": pred})["pred"]
+    assert out.shape == (1, *shape) and out.dtype == torch.uint8
+    source = nib.load(scan).affine
+    np.testing.assert_array_equal(out.affine.numpy(), source)
+    np.testing.assert_array_equal(out[0].numpy(), to_source_grid(probabilities, NETWORK, source, shape, decide))
+    pred[0, 3, 3, 3] = float("nan")
+    with pytest.raises(MedsegError, match="the network output is not finite"):
+        ResampleToSourced("pred", decide)({"pred": pred})

@@ -39,7 +39,7 @@ import sys
 import tempfile
 import time
 from collections.abc import Iterator
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from types import FunctionType, ModuleType
 from typing import Any
@@ -513,8 +513,22 @@ def report(results: list[Result], seconds: float) -> dict[str, Any]:
     if stale and len(results) == len(MODULES):
         print("\nlisted as equivalent but no longer generated (remove them):", *sorted(stale), sep="\n  ")
     names = ("path", "mutants", "killed", "timeout", "equivalent", "counted")
-    outcomes = {m.key: m.outcome for r in results for m in r.mutants if m.outcome not in ("killed", "equivalent")}
-    return {"modules": [dict(zip(names, row, strict=True)) for row in rows], "not killed": outcomes}
+    return {
+        "minutes": round(seconds / 60, 1),
+        "modules": [dict(zip(names, row, strict=True)) for row in rows],
+        "mutants": [asdict(mutant) for result in results for mutant in result.mutants],
+    }
+
+
+def reread(path: Path) -> tuple[list[Result], float]:
+    """The results a ``--json`` file holds, with equivalents to be judged again by the current list."""
+    saved = json.loads(path.read_text(encoding="utf-8"))
+    results: dict[str, Result] = {}
+    for fields in saved["mutants"]:
+        mutant = Mutant(**fields)
+        mutant.outcome = "survived" if mutant.outcome == "equivalent" else mutant.outcome
+        results.setdefault(mutant.path, Result(mutant.path)).mutants.append(mutant)
+    return list(results.values()), 60 * saved["minutes"]
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -524,8 +538,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--workers", type=int, default=2, help="mutants run at once (default 2)")
     parser.add_argument("--timeout-factor", type=float, default=5.0, help="per-mutant timeout: 30 s + this x clean run")
     parser.add_argument("--list", action="store_true", help="print the mutants and stop")
-    parser.add_argument("--json", type=Path, help="also write the per-module figures here")
+    parser.add_argument("--json", type=Path, help="also write the figures and every mutant's outcome here")
+    parser.add_argument("--report", type=Path, help="print a --json file's report again (after listing equivalents)")
     args = parser.parse_args(argv)
+    if args.report:
+        report(*reread(args.report))
+        return 0
     unknown = [m for m in args.modules if m not in MODULES]
     if unknown:
         parser.error(f"not a mapped module: {', '.join(unknown)}; choose from {', '.join(MODULES)}")
