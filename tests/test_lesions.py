@@ -86,6 +86,7 @@ def test_burden_fraction_and_no_organ():
     from medseg.lesions import Burden
 
     assert Burden((1,), (2,), organ_ml=10.0, lesion_ml=2.5).fraction == 0.25
+    assert Burden((1,), (2,), organ_ml=0.5, lesion_ml=0.1).fraction == pytest.approx(0.2)  # under a millilitre
     assert math.isnan(Burden((1,), (2,), organ_ml=0.0, lesion_ml=0.0).fraction)
 
 
