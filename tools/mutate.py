@@ -74,6 +74,8 @@ MODULES: dict[str, list[str]] = {
         "tests/test_validate.py::test_unpaired",
         "tests/test_validate.py::test_grid",
         "tests/test_validate.py::test_scan",
+        "tests/test_fingerprint.py::test_fingerprint_worked_out_by_hand",
+        "tests/test_fingerprint.py::test_foreground_is_sampled",
     ],
     "medseg/data/splits.py": ["tests/test_splits.py"],
     "medseg/io/fast_nifti.py": ["tests/test_fast_nifti.py"],
