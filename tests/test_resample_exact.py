@@ -98,22 +98,24 @@ def test_labels_equal_simpleitks_resampling(grid, kind):
     np.testing.assert_array_equal(ours[~tied], reference[~tied])
 
 
-def test_one_foreground_voxel_by_hand():
-    """Network voxel (5, 5, 5) is foreground with p = 0.8, every other one background with p = 1.
+@pytest.mark.parametrize("where", [(5, 5, 5), (3, 6, 8)], ids=["centre", "off-centre"])
+def test_one_foreground_voxel_by_hand(where):
+    """Network voxel ``where`` is foreground with p = 0.8, every other one background with p = 1.
 
     Trilinear weight w of that voxel at a source point: foreground wins where 0.8 w > 1 - 0.8 w, i.e.
     w > 0.625. The source grid has four voxels per network voxel, so its points sit 0, 0.25, 0.5 ...
     network voxels away: w = 1 at the centre, 0.75 one source voxel along an axis, 0.5625 diagonally.
     So the mask is the centre and its six face neighbours; five of those lie outside the network
-    voxel's own box, which is why the box must grow by a voxel.
+    voxel's own box, which is why the box must grow by a voxel. Off-centre, each axis has its own box.
     """
-    probabilities = torch.zeros(2, 12, 12, 12)
+    probabilities = torch.zeros(2, 12, 14, 16)
     probabilities[0] = 1.0
-    probabilities[:, 5, 5, 5] = torch.tensor([0.2, 0.8])
+    probabilities[(slice(None), *where)] = torch.tensor([0.2, 0.8])
     network, source = np.diag([2.0, 2.0, 2.0, 1.0]), np.diag([0.5, 0.5, 0.5, 1.0])
-    labels = to_source_grid(probabilities, network, source, (48, 48, 48), AsDiscreted(keys="pred", argmax=True))
-    expected = np.zeros((48, 48, 48), np.uint8)
-    expected[20, 20, 19:22] = expected[20, 19:22, 20] = expected[19:22, 20, 20] = 1
+    labels = to_source_grid(probabilities, network, source, (48, 56, 64), AsDiscreted(keys="pred", argmax=True))
+    expected = np.zeros((48, 56, 64), np.uint8)
+    x, y, z = (4 * w for w in where)
+    expected[x, y, z - 1 : z + 2] = expected[x, y - 1 : y + 2, z] = expected[x - 1 : x + 2, y, z] = 1
     np.testing.assert_array_equal(labels, expected)
 
 
