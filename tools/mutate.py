@@ -289,9 +289,25 @@ def _function(owner: Any, name: str) -> FunctionType | None:
     return value if isinstance(value, FunctionType) else None
 
 
-def _swap(live: FunctionType, new: FunctionType) -> None:
-    live.__code__ = new.__code__
-    live.__defaults__, live.__kwdefaults__ = new.__defaults__, new.__kwdefaults__
+class BreaksImport(Exception):
+    """The mutated module raises when it is executed: importing it would fail, which any test notices."""
+
+
+def _swap(live: FunctionType, new: FunctionType, owner: Any = None) -> None:
+    """Give ``live`` the code and defaults of ``new``.
+
+    Where their closures differ (a ``super()`` call removed), a function with the new code, the live
+    globals and the live cells it still needs takes ``live``'s place in ``owner``.
+    """
+    if live.__code__.co_freevars == new.__code__.co_freevars:
+        live.__code__ = new.__code__
+        live.__defaults__, live.__kwdefaults__ = new.__defaults__, new.__kwdefaults__
+        return
+    cells = dict(zip(live.__code__.co_freevars, live.__closure__ or (), strict=True))
+    closure = tuple(cells[name] for name in new.__code__.co_freevars)
+    replacement = FunctionType(new.__code__, live.__globals__, live.__name__, new.__defaults__, closure)
+    replacement.__kwdefaults__ = new.__kwdefaults__
+    setattr(owner, live.__name__, replacement)
 
 
 def apply(mutant: Mutant, module: ModuleType) -> None:
@@ -303,7 +319,10 @@ def apply(mutant: Mutant, module: ModuleType) -> None:
     """
     tree = mutated_tree(mutant)
     namespace: dict[str, Any] = {"__name__": module.__name__, "__file__": module.__file__}
-    exec(compile(tree, str(ROOT / mutant.path), "exec"), namespace)
+    try:
+        exec(compile(tree, str(ROOT / mutant.path), "exec"), namespace)
+    except Exception as error:
+        raise BreaksImport(mutant.key) from error
     parts = mutant.scope.split(".") if mutant.scope else []
     live_owner: Any = module
     new_owner: Any = _Namespace(namespace)
@@ -312,7 +331,7 @@ def apply(mutant: Mutant, module: ModuleType) -> None:
     if parts:
         live, new = _function(live_owner, parts[-1]), _function(new_owner, parts[-1])
         if live is not None and new is not None:
-            _swap(live, new)
+            _swap(live, new, live_owner)
             return
         live_owner, new_owner = getattr(live_owner, parts[-1]), getattr(new_owner, parts[-1])
     for name in _bound_names(tree, mutant):
@@ -460,7 +479,7 @@ def _child(session: Any, items: list[Any], mutant: Mutant, scratch: Path) -> int
         module = __import__(mutant.path.removesuffix(".py").replace("/", "."), fromlist=["_"])
     try:
         apply(mutant, module)
-    except Exception:  # the mutated module does not even run: the simplest test would notice
+    except BreaksImport:
         return 1
     if not items:
         return 0
