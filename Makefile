@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 INSTALLED := $(VENV)/.installed
 
-.PHONY: demo test lint format clean
+.PHONY: demo test lint format clean mutation
 
 $(INSTALLED): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -18,6 +18,10 @@ demo: $(INSTALLED)
 
 test: $(INSTALLED) lint
 	$(BIN)/python -m pytest --durations=15
+
+# Mutation testing of the core modules (tools/mutate.py): about 20 minutes on 2 cores; not part of `make test`.
+mutation: $(INSTALLED)
+	$(BIN)/python tools/mutate.py
 
 lint: $(INSTALLED)
 	$(BIN)/ruff check .

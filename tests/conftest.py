@@ -79,7 +79,12 @@ def random_weights(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
-    """Leave the long ``fuzz`` tests out unless ``-m`` names them (``-m fuzz``), whatever else ``-m`` says."""
+    """Skip ``gpu`` tests without CUDA; leave the long ``fuzz`` tests out unless ``-m`` names them (``-m fuzz``)."""
+    if not torch.cuda.is_available():
+        needs_gpu = pytest.mark.skip(reason="needs a CUDA GPU; on a CUDA machine run: pytest -m gpu")
+        for item in items:
+            if item.get_closest_marker("gpu") is not None:
+                item.add_marker(needs_gpu)
     if "fuzz" in (config.option.markexpr or ""):
         return
     kept = [item for item in items if item.get_closest_marker("fuzz") is None]

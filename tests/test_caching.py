@@ -1,7 +1,10 @@
+import io
+import os
 from pathlib import Path
 
 import pytest
 
+from medseg import memory
 from medseg.data.caching import available_memory, cache_overrides, choose_cache, estimate_bytes
 from medseg.data.fingerprint import Fingerprint
 from medseg.errors import MedsegError
@@ -28,8 +31,23 @@ def test_memory_when_it_fits_disk_when_it_does_not(tmp_path):
     assert cache_overrides(small, [{"image": "a"}], [], [])["train#dataset#data"] == [{"image": "a"}]
 
 
-def test_available_memory_is_positive():
-    assert available_memory() > 0
+def test_available_memory_reads_memavailable_in_bytes(monkeypatch):
+    meminfo = "MemTotal:       16000000 kB\nMemFree:         1000000 kB\nMemAvailable:    2500000 kB\n"
+    monkeypatch.setattr(memory, "open", lambda *args, **kwargs: io.StringIO(meminfo), raising=False)
+    assert available_memory() == 2_500_000 * 1024
+
+
+def test_available_memory_without_proc_counts_free_pages(monkeypatch):
+    def no_proc(*args, **kwargs):
+        raise FileNotFoundError("/proc/meminfo")
+
+    monkeypatch.setattr(memory, "open", no_proc, raising=False)
+    monkeypatch.setattr(memory.os, "sysconf", {"SC_AVPHYS_PAGES": 300, "SC_PAGE_SIZE": 4096}.__getitem__)
+    assert available_memory() == 300 * 4096
+
+
+def test_available_memory_is_at_most_the_machines_memory():
+    assert 0 < available_memory() <= os.sysconf("SC_PHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
 
 
 def test_gpu_when_training_on_cuda_and_the_cases_fit(tmp_path):

@@ -64,17 +64,31 @@ def test_only_rank_zero_writes_history_and_logs(ddp_run):
     assert json.loads((run.output / "launch.json").read_text())["configs"] == ["train", "multi_gpu_train"]
 
 
-def test_multi_gpu_evaluate_json_runs_under_plain_torchrun(tmp_path, tiny_run, small_ct):
-    """The model zoo's layering, without medseg: train.json + evaluate.json + multi_gpu_evaluate.json."""
-    bundle = tiny_run.bundle
-    configs = [str(bundle.config(name)) for name in ("train", "evaluate", "multi_gpu_evaluate")]
-    command = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc-per-node=2"]
-    command += ["-m", "monai.bundle", "run", "--config_file", str(configs), "--bundle_root", str(bundle.root)]
-    settings = {**TINY, "dataset_dir": str(small_ct), "output_dir": str(tmp_path), "val_fraction": 0.5}
+def _evaluate(bundle, configs, data, output, launcher=()):
+    """Run ``configs`` with ``python -m monai.bundle run`` (under ``launcher``); returns metrics.csv as a dict."""
+    command = [*launcher, "-m", "monai.bundle", "run", "--config_file", str([str(bundle.config(c)) for c in configs])]
+    command += ["--bundle_root", str(bundle.root)]
+    settings = {**TINY, "dataset_dir": str(data), "output_dir": str(output), "val_fraction": 0.5}
     for key, value in settings.items():
         command += [f"--{key}", value if isinstance(value, str) else json.dumps(value)]
     result = subprocess.run(command, env=child_env(), capture_output=True, text=True, timeout=600)
     assert result.returncode == 0, result.stderr[-3000:]
-    assert len(list(tmp_path.glob("*_seg.nii.gz"))) == 3  # each rank wrote its own cases' masks
-    metrics = dict(line.split(",") for line in (tmp_path / "metrics.csv").read_text().splitlines())
-    assert 0 <= float(metrics["val_mean_dice"]) <= 1
+    rows = (line.split(",") for line in (output / "metrics.csv").read_text().splitlines())
+    return {key: float(value) for key, value in rows}
+
+
+def test_multi_gpu_evaluate_json_runs_under_plain_torchrun(tmp_path, tiny_run, small_ct):
+    """The model zoo's layering, without medseg: train.json + evaluate.json + multi_gpu_evaluate.json.
+
+    Two ranks each evaluate half of the validation cases; the metrics gathered from both must be the
+    single process's over all of them (a padded or unsynchronised sampler changes them).
+    """
+    bundle = tiny_run.bundle
+    torchrun = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc-per-node=2"]
+    ranks = _evaluate(bundle, ["train", "evaluate", "multi_gpu_evaluate"], small_ct, tmp_path / "ddp", torchrun)
+    assert len(list((tmp_path / "ddp").glob("*_seg.nii.gz"))) == 3  # each rank wrote its own cases' masks
+    single = _evaluate(bundle, ["train", "evaluate"], small_ct, tmp_path / "single", [sys.executable])
+    assert single["val_mean_dice"] > 0
+    assert ranks.keys() == single.keys()
+    for key, value in single.items():
+        assert ranks[key] == pytest.approx(value, abs=1e-6), key

@@ -77,4 +77,9 @@ def test_infer_on_a_series_writes_its_dicom_seg(series, tmp_path, tiny_run):
     [mask] = segment(tiny_run.bundle, [folder], tmp_path / "out", device="cpu")
     seg = hd.seg.segread(CaseFiles.of_mask(mask).dicom_seg)
     assert [d.SegmentLabel for d in seg.SegmentSequence] == ["liver", "tumour"]
-    assert seg.NumberOfFrames <= 12
+    # one frame per segment and slice that holds it (highdicom leaves out empty frames)
+    labels = np.asarray(nib.load(mask).dataobj)
+    expected = {number: int((labels == number).any(axis=(0, 1)).sum()) for number in (1, 2)}
+    found = [f.SegmentIdentificationSequence[0].ReferencedSegmentNumber for f in seg.PerFrameFunctionalGroupsSequence]
+    assert expected[1] > 0 and seg.NumberOfFrames == sum(expected.values())
+    assert {number: found.count(number) for number in (1, 2)} == expected

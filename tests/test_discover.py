@@ -96,3 +96,64 @@ def test_empty_and_missing_folders(tmp_path):
         discover(tmp_path)
     with pytest.raises(MedsegError, match="dataset folder not found"):
         discover(tmp_path / "nowhere")
+
+
+def test_case_dicts_name_one_image_or_a_list_and_a_label_only_when_there_is_one(tmp_path):
+    from medseg.data.discover import Case
+
+    one, two = tmp_path / "a.nii.gz", tmp_path / "b.nii.gz"
+    assert Case("a", (one,)).as_dict() == {"image": str(one)}
+    assert Case("a", (one,), two).as_dict() == {"image": str(one), "label": str(two)}
+    assert Case("a", (one, two)).as_dict() == {"image": [str(one), str(two)]}
+
+
+def test_nnunet_training_labels_are_expected_test_labels_optional(tmp_path, cases):
+    root = datasets.nnunet(tmp_path, cases[:2], channels=2)
+    (root / "labelsTr" / "case1.nii.gz").unlink()
+    (root / "imagesTs").mkdir()
+    (root / "labelsTs").mkdir()
+    for name in ("test0_0000", "test0_0001", "test1_0000", "test1_0001"):
+        (root / "imagesTs" / f"{name}.nii.gz").write_bytes((root / "imagesTr" / "case0_0000.nii.gz").read_bytes())
+    (root / "labelsTs" / "test1.nii.gz").write_bytes(b"")
+    dataset = discover(root)
+    assert [(case.id, case.label.name) for case in dataset.training] == [
+        ("case0", "case0.nii.gz"),
+        ("case1", "case1.nii.gz"),
+    ]
+    assert [(case.id, case.label and case.label.name) for case in dataset.test] == [
+        ("test0", None),
+        ("test1", "test1.nii.gz"),
+    ]
+
+
+def test_only_nifti_files_count(tmp_path, cases):
+    root = datasets.folder_pairs(tmp_path, cases[:2])
+    (root / "notes.txt").write_text("scanned in 2021")
+    (root / "extra.nii.gz").mkdir()  # a folder, not a file
+    (root / "images").mkdir()  # images/ without labels/ is not that layout
+    dataset = discover(root)
+    assert [case.id for case in dataset.training] == ["case0", "case1"] and not dataset.orphans
+
+
+def test_csv_with_one_row_and_an_unlabelled_one(tmp_path, cases):
+    datasets.folder_pairs(tmp_path / "data", cases[:2])
+    (tmp_path / "cases.csv").write_text("image,label\ndata/case0.nii.gz,data/case0_seg.nii.gz\n")
+    assert [case.id for case in discover(tmp_path / "cases.csv").training] == ["case0"]
+    (tmp_path / "cases.csv").write_text("image,label\ndata/case0.nii.gz,data/case0_seg.nii.gz\ndata/case1.nii.gz,\n")
+    dataset = discover(tmp_path / "cases.csv")
+    assert [c.id for c in dataset.training] == ["case0"] and [(c.id, c.label) for c in dataset.test] == [
+        ("case1", None)
+    ]
+
+
+@pytest.mark.parametrize("content", ["image,label\n", "image\ndata/case0.nii.gz\n"], ids=["no-rows", "no-label-column"])
+def test_csv_without_rows_or_label_column(tmp_path, content):
+    (tmp_path / "cases.csv").write_text(content)
+    with pytest.raises(MedsegError, match="CSV needs a header with 'image' and 'label' columns and at least one row"):
+        discover(tmp_path / "cases.csv")
+
+
+def test_a_file_that_is_not_a_csv_is_not_a_dataset(tmp_path):
+    (tmp_path / "scan.nii.gz").write_bytes(b"")
+    with pytest.raises(MedsegError, match="dataset folder not found"):
+        discover(tmp_path / "scan.nii.gz")

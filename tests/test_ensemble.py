@@ -1,5 +1,7 @@
 """`medseg infer --weights a.pt b.pt`: an ensemble that averages its members' probabilities."""
 
+import pickle
+
 import nibabel as nib
 import numpy as np
 import pytest
@@ -86,3 +88,13 @@ def test_a_mixed_ensemble_loads_every_member_into_the_bundles_inferer(tmp_path, 
     for member_state, expected in zip(inferer.members, (first, second), strict=True):
         assert member_state.keys() == expected.keys()
         assert all(torch.equal(member_state[key], expected[key]) for key in expected)
+
+
+class Payload:
+    """Stands for code a pickled checkpoint could carry."""
+
+
+def test_the_ensemble_refuses_weights_that_need_pickle(tmp_path):
+    torch.save({"model": {"weight": torch.zeros(1)}, "extra": Payload()}, tmp_path / "pickled.pt")
+    with pytest.raises(pickle.UnpicklingError, match="Weights only load failed"):
+        EnsembleInferer(SimpleInferer(), [tmp_path / "pickled.pt"])

@@ -26,6 +26,7 @@ def _pair(path):
 def test_same_voxels_and_affine_as_nibabel(tmp_path, name, array, affine):
     nib.save(nib.Nifti1Image(array, affine), tmp_path / name)
     ours, mine, theirs, expected = _pair(tmp_path / name)
+    assert isinstance(ours.dataobj, np.ndarray)  # read here, in memory: not nibabel's lazy proxy
     np.testing.assert_array_equal(mine, expected)
     np.testing.assert_array_equal(ours.affine, theirs.affine)
 
@@ -98,3 +99,57 @@ def test_c_order_copies_flipped_views_exactly():
         copied = c_order(view)
         assert copied.flags.c_contiguous
         np.testing.assert_array_equal(copied, view)
+
+
+@pytest.mark.parametrize(("slope", "intercept"), [(1.0, -1024.0), (2.0, 0.0), (0.5, 3.0)])
+def test_every_scaling_nibabel_applies(tmp_path, slope, intercept):
+    stored = np.arange(-30, 30, dtype=np.int16).reshape(3, 4, 5)
+    image = nib.Nifti1Image(stored, np.eye(4))
+    image.header.set_slope_inter(slope, intercept)
+    nib.save(image, tmp_path / "scaled.nii.gz")
+    _, mine, _, expected = _pair(tmp_path / "scaled.nii.gz")
+    np.testing.assert_array_equal(mine, stored * np.float32(slope) + np.float32(intercept))
+    np.testing.assert_array_equal(mine, expected)
+
+
+def test_unscaled_floats_stay_as_stored(tmp_path):
+    stored = np.random.default_rng(4).random((4, 3, 2), dtype=np.float32)
+    image = nib.Nifti1Image(stored, np.eye(4))
+    image.header["scl_slope"], image.header["scl_inter"] = np.nan, np.nan  # "no scaling"
+    nib.save(image, tmp_path / "plain.nii")
+    ours = load_nifti(tmp_path / "plain.nii")
+    assert ours.get_data_dtype() == np.float32
+    np.testing.assert_array_equal(np.asanyarray(ours.dataobj), stored)
+
+
+def test_voxels_are_read_from_the_headers_offset(tmp_path):
+    """Some writers leave a gap between the header and the voxels; vox_offset says where they start."""
+    stored = np.arange(24, dtype=np.uint8).reshape(2, 3, 4)
+    header = nib.Nifti1Header()
+    header.set_data_shape(stored.shape)
+    header.set_data_dtype(np.uint8)
+    header.set_data_offset(1024)
+    raw = header.binaryblock + bytes(1024 - len(header.binaryblock)) + stored.tobytes(order="F")
+    (tmp_path / "gap.nii.gz").write_bytes(gzip.compress(raw))
+    np.testing.assert_array_equal(np.asanyarray(nib.load(tmp_path / "gap.nii.gz").dataobj), stored)
+    np.testing.assert_array_equal(np.asanyarray(load_nifti(tmp_path / "gap.nii.gz").dataobj), stored)
+
+
+def test_the_grid_codes_are_nibabels(tmp_path):
+    affine = np.diag([-0.8, -0.8, 3.0, 1.0])
+    image = nib.Nifti1Image(np.zeros((4, 3, 2), np.int16), affine)
+    image.set_qform(affine, code=1)
+    image.set_sform(affine @ np.diag([1.0, 1.0, 1.5, 1.0]), code=2)  # sform and qform differ
+    nib.save(image, tmp_path / "codes.nii.gz")
+    ours, _, theirs, _ = _pair(tmp_path / "codes.nii.gz")
+    for form in ("qform_code", "sform_code"):
+        assert int(ours.header[form]) == int(theirs.header[form])
+    np.testing.assert_array_equal(ours.get_qform(), theirs.get_qform())
+    np.testing.assert_array_equal(ours.get_sform(), theirs.get_sform())
+
+
+def test_an_uncompressed_file_is_written_as_plain_nifti(tmp_path):
+    array = np.arange(24, dtype=np.uint8).reshape(2, 3, 4)
+    save_nifti(nib.Nifti1Image(array, np.eye(4)), tmp_path / "mask.nii")
+    assert (tmp_path / "mask.nii").read_bytes()[:4] == (348).to_bytes(4, "little")
+    np.testing.assert_array_equal(np.asarray(nib.load(tmp_path / "mask.nii").dataobj), array)

@@ -96,3 +96,39 @@ def test_lesion_slice_spans_are_voxel_indices_along_the_axial_axis():
         (3, 5),
         (10, 10),
     ]
+
+
+def test_burden_fraction_and_no_organ():
+    from medseg.lesions import Burden
+
+    assert Burden((1,), (2,), organ_ml=10.0, lesion_ml=2.5).fraction == 0.25
+    assert Burden((1,), (2,), organ_ml=0.5, lesion_ml=0.1).fraction == pytest.approx(0.2)  # under a millilitre
+    assert math.isnan(Burden((1,), (2,), organ_ml=0.0, lesion_ml=0.0).fraction)
+
+
+def test_axial_axis_follows_direction_not_spacing_or_origin():
+    """Voxel axis 1 runs 20 degrees off superior in 0.7 mm steps; axis 0 (5 mm) tilts a little towards it."""
+    affine = grid_affine((5.0, 0.7, 0.7), (12, 40, 40), (0.0, 0.0, 0.0), order=(0, 2, 1), degrees=(20.0, 0.0, 0.0))
+    affine[:3, 0] += [0.0, 0.0, 1.5]
+    affine[:3, 3] = (0.0, 0.0, 900.0)  # far along superior: the origin is no direction
+    assert axial_axis(affine) == 1
+
+
+def test_diameter_is_the_largest_over_single_slices():
+    """Three one-voxel slices, the last offset diagonally: each slice alone spans one voxel's diagonal."""
+    affine = np.diag([2.0, 3.0, 4.0, 1.0])
+    mask = np.zeros((6, 6, 6), np.uint8)
+    mask[2, 2, 1] = mask[2, 2, 2] = mask[3, 3, 3] = 2
+    [lesion] = measure(mask, affine, [1, 2], {"2": [1]}).lesions
+    assert lesion.axial_diameter_mm == pytest.approx(math.hypot(2.0, 3.0))
+
+
+def test_lesions_largest_first_and_burden_of_labels_not_asked_about():
+    affine = np.eye(4)
+    mask = np.zeros((10, 10, 10), np.uint8)
+    mask[0, 0, 0] = 2  # first in scan order, the smallest
+    mask[5:8, 5:8, 5:8] = 2
+    found = measure(mask, affine, [2], {"2": [1]})
+    assert [lesion.volume_ml for lesion in found.lesions] == [0.027, 0.001]
+    [burden] = found.burdens
+    assert burden.organ_ml == burden.lesion_ml == pytest.approx(0.028)  # no organ voxels, and 1 not asked about

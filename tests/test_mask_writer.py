@@ -75,3 +75,12 @@ def test_refuses_labels_that_do_not_fit_uint8(tmp_path, scan, value):
     with pytest.raises(MedsegError, match=r"label values must fit in uint8 \(0-255\)"):
         SaveMaskd("pred", tmp_path).write(mask, scan)
     assert not any(tmp_path.glob("*_seg*"))
+
+
+def test_a_four_channel_scan_gets_a_3d_mask_on_its_spatial_grid(tmp_path):
+    """BraTS scans hold four sequences in a 4th axis; the mask has the first three."""
+    affine = grid_affine((1.0, 1.0, 1.0), SHAPE, (0.0, 0.0, 0.0), flip=(-1, -1, 1))
+    scan = write_nifti(tmp_path / "brats.nii.gz", np.zeros((*SHAPE, 4), np.float32), affine)
+    written = nib.load(SaveMaskd("pred", tmp_path / "out").write(labels((0, 1, 2, 4)), scan, affine))
+    assert written.shape == SHAPE
+    np.testing.assert_array_equal(written.affine, affine)

@@ -7,6 +7,7 @@ voxel, in axis-aligned and oblique grids, for argmax and for thresholded regions
 is worked out by hand.
 """
 
+import nibabel as nib
 import numpy as np
 import pytest
 import SimpleITK as sitk
@@ -97,22 +98,24 @@ def test_labels_equal_simpleitks_resampling(grid, kind):
     np.testing.assert_array_equal(ours[~tied], reference[~tied])
 
 
-def test_one_foreground_voxel_by_hand():
-    """Network voxel (5, 5, 5) is foreground with p = 0.8, every other one background with p = 1.
+@pytest.mark.parametrize("where", [(5, 5, 5), (3, 6, 8)], ids=["centre", "off-centre"])
+def test_one_foreground_voxel_by_hand(where):
+    """Network voxel ``where`` is foreground with p = 0.8, every other one background with p = 1.
 
     Trilinear weight w of that voxel at a source point: foreground wins where 0.8 w > 1 - 0.8 w, i.e.
     w > 0.625. The source grid has four voxels per network voxel, so its points sit 0, 0.25, 0.5 ...
     network voxels away: w = 1 at the centre, 0.75 one source voxel along an axis, 0.5625 diagonally.
     So the mask is the centre and its six face neighbours; five of those lie outside the network
-    voxel's own box, which is why the box must grow by a voxel.
+    voxel's own box, which is why the box must grow by a voxel. Off-centre, each axis has its own box.
     """
-    probabilities = torch.zeros(2, 12, 12, 12)
+    probabilities = torch.zeros(2, 12, 14, 16)
     probabilities[0] = 1.0
-    probabilities[:, 5, 5, 5] = torch.tensor([0.2, 0.8])
+    probabilities[(slice(None), *where)] = torch.tensor([0.2, 0.8])
     network, source = np.diag([2.0, 2.0, 2.0, 1.0]), np.diag([0.5, 0.5, 0.5, 1.0])
-    labels = to_source_grid(probabilities, network, source, (48, 48, 48), AsDiscreted(keys="pred", argmax=True))
-    expected = np.zeros((48, 48, 48), np.uint8)
-    expected[20, 20, 19:22] = expected[20, 19:22, 20] = expected[19:22, 20, 20] = 1
+    labels = to_source_grid(probabilities, network, source, (48, 56, 64), AsDiscreted(keys="pred", argmax=True))
+    expected = np.zeros((48, 56, 64), np.uint8)
+    x, y, z = (4 * w for w in where)
+    expected[x, y, z - 1 : z + 2] = expected[x, y - 1 : y + 2, z] = expected[x - 1 : x + 2, y, z] = 1
     np.testing.assert_array_equal(labels, expected)
 
 
@@ -126,3 +129,49 @@ def test_foreground_box_grows_by_the_margin_and_stays_inside():
     np.testing.assert_array_equal(lo, [3, 0, 5])
     np.testing.assert_array_equal(hi, [4, 1, 5])
     assert foreground_box(torch.zeros(3, 3, 3, dtype=torch.long)) is None
+
+
+@pytest.mark.parametrize("side", ["ends", "starts"])
+def test_a_scan_that_ends_or_starts_at_the_foreground(side):
+    """The same voxel as above, on source grids whose last (or first) voxel lies at its centre: the cross is cut."""
+    probabilities = torch.zeros(2, 12, 12, 12)
+    probabilities[0] = 1.0
+    probabilities[:, 5, 5, 5] = torch.tensor([0.2, 0.8])
+    network, source = np.diag([2.0, 2.0, 2.0, 1.0]), np.diag([0.5, 0.5, 0.5, 1.0])
+    if side == "starts":
+        source[:3, 3] = 10.0  # source voxel 0 is network voxel 5
+    labels = to_source_grid(probabilities, network, source, (21, 21, 21), AsDiscreted(keys="pred", argmax=True))
+    centre = 20 if side == "ends" else 0
+    inward = -1 if side == "ends" else 1
+    expected = np.zeros((21, 21, 21), np.uint8)
+    expected[centre, centre, centre] = 1
+    for axis in range(3):
+        neighbour = [centre] * 3
+        neighbour[axis] += inward
+        expected[tuple(neighbour)] = 1
+    np.testing.assert_array_equal(labels, expected)
+
+
+@pytest.mark.parametrize("channels", [1, 4])
+def test_the_transform_puts_labels_on_the_source_files_grid(tmp_path, channels):
+    """``ResampleToSourced`` reads the grid from the source file (a 4-channel scan has the same spatial grid)."""
+    from monai.data import MetaTensor
+
+    from medseg.errors import MedsegError
+    from medseg.inference.resample import ResampleToSourced
+    from medseg.io.nifti import write_nifti
+
+    affine, shape = source_grid("lps")
+    voxels = np.zeros(shape if channels == 1 else (*shape, channels), np.float32)
+    scan = write_nifti(tmp_path / "scan.nii.gz", voxels, affine)
+    probabilities = network_output(seed=5, kind="softmax")
+    pred = MetaTensor(probabilities, affine=torch.as_tensor(NETWORK), meta={"filename_or_obj": str(scan)})
+    decide = AsDiscreted(keys="pred", argmax=True)
+    out = ResampleToSourced("pred", decide)({"pred": pred})["pred"]
+    assert out.shape == (1, *shape) and out.dtype == torch.uint8
+    source = nib.load(scan).affine
+    np.testing.assert_array_equal(out.affine.numpy(), source)
+    np.testing.assert_array_equal(out[0].numpy(), to_source_grid(probabilities, NETWORK, source, shape, decide))
+    pred[0, 3, 3, 3] = float("nan")
+    with pytest.raises(MedsegError, match="the network output is not finite"):
+        ResampleToSourced("pred", decide)({"pred": pred})

@@ -1,3 +1,5 @@
+import gzip
+import io
 import json
 import subprocess
 import sys
@@ -7,7 +9,7 @@ import numpy as np
 import pytest
 
 from medseg.data.discover import discover
-from medseg.data.validate import GRID_TOLERANCE_MM, check_dataset, grid_difference
+from medseg.data.validate import GRID_TOLERANCE_MM, check_dataset, check_scan, check_scan_header, grid_difference
 from medseg.errors import MedsegError
 from medseg.io.nifti import write_nifti
 from medseg.training.run import train
@@ -237,3 +239,62 @@ def test_negative_values_and_long_value_lists_are_one_short_line(msd):
     assert (
         message == "label values [3, 4, 5, 6, 7, 8, 9, 10, 11, 12, ...] (37 values) are not in the label set [0, 1, 2]"
     )
+
+
+def _scan(path, data, affine=None):
+    return write_nifti(path, data, np.diag([0.8, 0.8, 2.5, 1.0]) if affine is None else affine)
+
+
+@pytest.mark.parametrize("check", [check_scan, check_scan_header], ids=["full", "header"])
+def test_scan_checks_refuse_what_is_not_a_nifti_file(tmp_path, check):
+    (tmp_path / "folder.nii.gz").mkdir()
+    (tmp_path / "notes.txt").write_text("x")
+    for name, problem in [("gone.nii.gz", "file not found"), ("folder.nii.gz", "not a file")]:
+        with pytest.raises(MedsegError, match=f"^{tmp_path / name}: {problem}$"):
+            check(tmp_path / name)
+    with pytest.raises(MedsegError, match=r"not a NIfTI file \(expected .nii or .nii.gz\)$"):
+        check(tmp_path / "notes.txt")
+
+
+@pytest.mark.parametrize("check", [check_scan, check_scan_header], ids=["full", "header"])
+def test_scan_checks_count_channels(tmp_path, check):
+    scan = _scan(tmp_path / "mr.nii.gz", np.zeros((6, 5, 4, 3), np.float32))
+    info = check(scan, channels=3)
+    assert (info.shape, info.channels) == ((6, 5, 4), 3)
+    np.testing.assert_allclose(info.affine, np.diag([0.8, 0.8, 2.5, 1.0]), rtol=1e-7)  # float32 in the header
+    with pytest.raises(MedsegError, match=r"has shape 6 x 5 x 4 x 3; expected a 3D scan"):
+        check(scan)
+    assert check(_scan(tmp_path / "ct.nii.gz", np.zeros((6, 5, 4), np.int16))).channels == 1
+
+
+def test_scan_header_check_finds_truncation_without_reading_voxels(tmp_path):
+    whole = _scan(tmp_path / "whole.nii", np.ones((8, 7, 6), np.float32))
+    assert check_scan_header(whole).shape == (8, 7, 6)  # exactly the length its header says
+    (tmp_path / "short.nii").write_bytes(whole.read_bytes()[:-1])
+    expected = len(whole.read_bytes())
+    with pytest.raises(MedsegError, match=rf"cannot read NIfTI \(truncated: {expected - 1} of {expected} bytes\)"):
+        check_scan_header(tmp_path / "short.nii")
+    packed = _scan(tmp_path / "packed.nii.gz", np.ones((8, 7, 6), np.float32))
+    assert check_scan_header(packed).shape == (8, 7, 6)
+    (tmp_path / "cut.nii.gz").write_bytes(gzip.compress(gzip.decompress(packed.read_bytes())[:-100]))
+    with pytest.raises(MedsegError, match=rf"truncated or corrupt: {expected} bytes expected"):
+        check_scan_header(tmp_path / "cut.nii.gz")
+
+
+def test_scan_header_check_reads_the_grid(tmp_path):
+    raw = _scan(tmp_path / "scan.nii", np.zeros((4, 4, 4), np.int16)).read_bytes()
+    header = nib.Nifti1Header.from_fileobj(io.BytesIO(raw))
+    header["pixdim"][3] = 0.0  # a third voxel side of zero length
+    (tmp_path / "flat.nii").write_bytes(header.binaryblock + raw[len(header.binaryblock) :])
+    with pytest.raises(
+        MedsegError, match=r"flat.nii: voxel spacing \[0.8\d*, 0.8\d*, 0.0\] in the header is not positive"
+    ):
+        check_scan_header(tmp_path / "flat.nii")
+
+
+def test_scan_check_refuses_non_finite_floats_only(tmp_path):
+    data = np.zeros((4, 4, 4), np.float32)
+    data[1, 2, 3] = np.inf
+    with pytest.raises(MedsegError, match="contains NaN or infinite voxel values"):
+        check_scan(_scan(tmp_path / "inf.nii.gz", data))
+    assert check_scan(_scan(tmp_path / "int.nii.gz", np.full((4, 4, 4), 7, np.int16))).shape == (4, 4, 4)

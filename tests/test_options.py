@@ -1,0 +1,110 @@
+"""The config overrides ``medseg infer``'s options make, checked against each shipped bundle's own configs."""
+
+import json
+
+import pytest
+
+from medseg.bundles import find_bundle
+from medseg.errors import MedsegError
+from medseg.inference.options import InferenceOptions, inference_overrides
+
+CPU_TUNED = "medseg.inference.inferers.CpuTunedInferer"
+
+
+def own(name, key):
+    return json.loads(find_bundle(name).config("inference").read_text())[key]
+
+
+def overrides(name, **options):
+    return inference_overrides(find_bundle(name), InferenceOptions(**options))
+
+
+def test_stock_keeps_the_bundles_inferer_and_postprocessing():
+    assert overrides("ct_liver_tumour_3d", stock=True) == {"inferer": own("ct_liver_tumour_3d", "inferer")}
+    assert overrides("ct_liver_tumour_3d", stock=True, overlap=0.25)["inferer"] == {
+        **own("ct_liver_tumour_3d", "inferer"),
+        "overlap": 0.25,
+    }
+
+
+def test_fast_path_tunes_the_bundles_own_windows_and_replaces_invertd():
+    made = overrides("ct_liver_tumour_3d")
+    assert made["inferer"] == {"_target_": CPU_TUNED, "inferer": own("ct_liver_tumour_3d", "inferer")}
+    assert made["preprocessing#transforms#0#reader"] == {"_target_": "medseg.io.readers.FastNibabelReader"}
+    stock = own("ct_liver_tumour_3d", "postprocessing")["transforms"]  # Activationsd, Invertd, AsDiscreted, @writer
+    resample = {
+        "_target_": "medseg.inference.resample.ResampleToSourced",
+        "keys": "pred",
+        "decide": {"_target_": "Compose", "transforms": [stock[2]]},
+    }
+    assert made["postprocessing"] == {"_target_": "Compose", "transforms": [stock[0], resample, "@writer"]}
+
+
+def test_label_rules_come_after_the_resampling_only_when_asked_for():
+    rules = find_bundle("ct_liver_tumour_3d").label_rules
+    steps = overrides("ct_liver_tumour_3d", label_rules=True)["postprocessing"]["transforms"]
+    assert steps[-2:] == [
+        {"_target_": "medseg.inference.label_rules.LabelRulesd", "keys": "pred", "rules": rules},
+        "@writer",
+    ]
+    assert rules and len(overrides("ct_liver_tumour_3d")["postprocessing"]["transforms"]) == 3
+    assert len(overrides("mri_brain_tissue_3d", label_rules=True)["postprocessing"]["transforms"]) == 3  # has none
+
+
+def test_brain_tumour_regions_keep_their_rule_and_average_as_sigmoids():
+    made = overrides("mri_brain_tumour_3d", ensemble=("a.pt", "b.pt"))
+    decide = made["postprocessing"]["transforms"][1]["decide"]["transforms"]
+    assert [step["_target_"] for step in decide] == ["AsDiscreted", "Lambdad"]
+    assert made["inferer"]["activation"] == "sigmoid" and made["inferer"]["weights"] == ["a.pt", "b.pt"]
+    assert overrides("ct_liver_tumour_3d", ensemble=("a.pt", "b.pt"))["inferer"]["activation"] == "softmax"
+
+
+@pytest.mark.parametrize(("name", "divisor"), [("ct_liver_tumour_3d", 16), ("mri_brain_tumour_3d", 8)])
+def test_large_windows_are_sized_by_the_networks_divisor(name, divisor):
+    inner = overrides(name, window="large", max_window_voxels=1000, overlap=0.1)["inferer"]["inferer"]
+    assert inner == {
+        "_target_": "medseg.inference.inferers.LargeWindowInferer",
+        "divisor": divisor,
+        "max_voxels": 1000,
+        "overlap": 0.1,
+    }
+    assert "overlap" not in overrides(name, window="large")["inferer"]["inferer"]
+
+
+def test_tta_mirrors_along_the_trained_axes():
+    made = overrides("mri_brain_tumour_3d", tta=True)["inferer"]
+    assert made["inferer"] == {
+        "_target_": "medseg.inference.inferers.MirrorInferer",
+        "inferer": own("mri_brain_tumour_3d", "inferer"),
+        "axes": [0, 1, 2],
+    }
+
+
+def test_2d_bundles_batch_whole_slices_and_refuse_tta():
+    assert overrides("ct_liver_tumour_2d")["inferer"] == {**own("ct_liver_tumour_2d", "inferer"), "sw_batch_size": 64}
+    assert overrides("ct_liver_tumour_2d", window="large")["inferer"]["overlap"] == 0.0
+    assert overrides("ct_liver_tumour_2d", window="large", overlap=0.3)["inferer"]["overlap"] == 0.3
+    with pytest.raises(MedsegError, match="--tta is not available for the 2D bundle 'ct_liver_tumour_2d'"):
+        overrides("ct_liver_tumour_2d", tta=True)
+
+
+def test_fast_coarsens_the_spacing_and_keeps_a_kept_axis():
+    assert overrides("ct_liver_tumour_3d", coarse=True)["spacing"] == [2.25, 2.25, 3.75]
+    assert overrides("ct_liver_tumour_2d", coarse=True, stock=True)["spacing"] == [2.25, 2.25, -1]
+
+
+def test_a_bundle_with_its_own_reader_keeps_it_and_one_with_two_invertd_has_no_fast_path(tmp_path):
+    from medseg.bundles import Bundle
+
+    source = find_bundle("ct_liver_tumour_3d")
+    (tmp_path / "configs").mkdir()
+    (tmp_path / "configs" / "metadata.json").write_text(source.config("metadata").read_text())
+    inference = json.loads(source.config("inference").read_text())
+    inference["preprocessing"]["transforms"][0]["reader"] = "NibabelReader"
+    (tmp_path / "configs" / "inference.json").write_text(json.dumps(inference))
+    made = inference_overrides(Bundle(tmp_path), InferenceOptions())
+    assert "postprocessing" in made and not any(key.startswith("preprocessing") for key in made)
+    inference["postprocessing"]["transforms"].insert(1, inference["postprocessing"]["transforms"][1])
+    (tmp_path / "configs" / "inference.json").write_text(json.dumps(inference))
+    with pytest.raises(MedsegError, match="the fast path needs exactly one Invertd in its postprocessing"):
+        inference_overrides(Bundle(tmp_path), InferenceOptions())
