@@ -103,7 +103,14 @@ def bundles_command() -> None:
         typer.echo(f"{bundle.name:<24} {status:<18} labels: {labels} (source: {bundle.source})")
 
 
-@app.command("download")
+@app.command(
+    "download",
+    epilog=examples(
+        "medseg download spleen_ct_segmentation",
+        "medseg download wholeBody_ct_segmentation --version 0.2.5",
+        "medseg download spleen_ct_segmentation --url file:///data/bundles/spleen_ct_segmentation_v0.5.9.zip",
+    ),
+)
 def download_command(
     name: Annotated[str, typer.Argument(help="Model-zoo bundle name, e.g. spleen_ct_segmentation.")],
     version: Annotated[str | None, typer.Option(help="Bundle version (default: the latest).")] = None,
