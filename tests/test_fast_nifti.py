@@ -179,3 +179,16 @@ def test_the_header_is_taken_as_stored_not_repaired(tmp_path):
     assert nib.load(tmp_path / "qfac.nii").header["pixdim"][0] == 1.0
     with pytest.raises(nib.spatialimages.HeaderDataError, match=r"qfac \(pixdim\[0\]\) should be 1 or -1"):
         load_nifti(tmp_path / "qfac.nii")
+
+
+def test_a_slope_of_one_and_no_intercept_keeps_the_stored_integers(tmp_path):
+    stored = np.arange(-12, 12, dtype=np.int16).reshape(2, 3, 4)
+    raw = write_nifti(tmp_path / "plain.nii", stored, np.eye(4)).read_bytes()
+    header = nib.Nifti1Header.from_fileobj(io.BytesIO(raw))
+    header["scl_slope"], header["scl_inter"] = 1.0, 0.0  # written by some scanners: "scaled" by identity
+    (tmp_path / "identity.nii").write_bytes(header.binaryblock + raw[len(header.binaryblock) :])
+    stored_header = nib.Nifti1Header.from_fileobj(io.BytesIO((tmp_path / "identity.nii").read_bytes()))
+    assert stored_header.get_slope_inter() == (1.0, 0.0)
+    _, mine, _, expected = _pair(tmp_path / "identity.nii")
+    assert mine.dtype == expected.dtype == np.int16
+    np.testing.assert_array_equal(mine, stored)
