@@ -1,5 +1,6 @@
 """Exact answers of the dataset checks on tiny hand-made cases: problems, volumes, counts, order."""
 
+import gzip
 import io
 import logging
 from pathlib import Path
@@ -18,6 +19,7 @@ from medseg.data.validate import (
     check_dataset,
     inspect_case,
 )
+from medseg.errors import MedsegError
 from medseg.io.nifti import write_nifti
 
 SPACING = np.diag([2.0, 1.0, 0.5, 1.0])  # one voxel is 1 mm3 = 0.001 mL
@@ -171,6 +173,7 @@ class _InProcess:
 
 def test_check_dataset_reads_with_at_most_two_processes_and_reports_progress(tmp_path, monkeypatch):
     monkeypatch.setattr(validate, "ProcessPoolExecutor", _InProcess)
+    monkeypatch.setattr(validate.os, "cpu_count", lambda: 16)
     _InProcess.sizes = []
     cases = []
     for name in "abc":
@@ -180,7 +183,6 @@ def test_check_dataset_reads_with_at_most_two_processes_and_reports_progress(tmp
     report = check_dataset(dataset, progress=seen.append)
     assert seen == [1, 2, 3] and report.problems == []
     assert [s.id for s in report.stats] == ["a", "b"]  # the labelled test case is checked, not counted
-    monkeypatch.setattr(validate.os, "cpu_count", lambda: 16)
     report = check_dataset(dataset, labels={0, 1})  # the label set given overrides the declared one
     assert [(p.path.name, p.message) for p in report.problems] == [
         (f"{n}_s.nii", "label values [2] are not in the label set [0, 1]") for n in "abc"
@@ -206,3 +208,78 @@ def test_nibabel_logs_nothing_while_a_file_is_opened(tmp_path, caplog):
         image = validate._open(tmp_path / "q.nii")
     assert caplog.records == [] and image.shape == (2, 3, 4)
     assert logger.level == before
+
+
+def test_a_channel_file_may_have_a_fourth_axis_of_one(tmp_path):
+    first = _write(tmp_path / "a_0000.nii", IMAGE)
+    second = _write(tmp_path / "a_0001.nii", IMAGE[..., None] + 100)
+    image, _, shape = validate._read_image(Case("a", (first, second)), 2)
+    assert image.shape == (2, 3, 4, 2) and shape == (2, 3, 4)
+    np.testing.assert_array_equal(image[..., 1], IMAGE + 100)
+
+
+def test_a_label_map_holds_at_most_256_values(tmp_path):
+    image = _write(tmp_path / "a.nii", np.zeros((2, 16, 9), np.float32))
+    values = np.arange(2 * 16 * 9, dtype=np.int16).reshape(2, 16, 9)
+    fits = _write(tmp_path / "fits_seg.nii", np.minimum(values, 255))
+    assert inspect_case(Case("a", (image,), fits)).problems == []
+    many = _write(tmp_path / "many_seg.nii", np.minimum(values, 256))
+    assert _problems(inspect_case(Case("a", (image,), many))) == [
+        (
+            "many_seg.nii",
+            "label values",
+            "label map has 257 distinct values [0, 1, 2, 3, 4, 5, 6, 7, 8, 9, ...] (257 values): "
+            "an image rather than labels?",
+            "error",
+        )
+    ]
+
+
+def test_value_lists_name_ten_values_then_count():
+    assert validate._listed(list(range(10))) == "[0, 1, 2, 3, 4, 5, 6, 7, 8, 9]"
+    assert validate._listed(list(range(11))) == "[0, 1, 2, 3, 4, 5, 6, 7, 8, 9, ...] (11 values)"
+
+
+def test_a_full_read_checks_the_header_and_the_memory_first(tmp_path, monkeypatch):
+    raw = _write(tmp_path / "a.nii", IMAGE).read_bytes()
+    header = nib.Nifti1Header.from_fileobj(io.BytesIO(raw))
+    header["pixdim"][3] = 0.0
+    (tmp_path / "flat.nii").write_bytes(header.binaryblock + raw[len(header.binaryblock) :])
+    assert _problems(inspect_case(Case("f", (tmp_path / "flat.nii",)))) == [
+        ("flat.nii", "unreadable", "voxel spacing [2.0, 1.0, 0.0] in the header is not positive and finite", "error")
+    ]
+    monkeypatch.setattr(validate, "available_memory", lambda: 95)
+    [(name, check, message, _)] = _problems(inspect_case(Case("a", (tmp_path / "a.nii",))))
+    assert (name, check) == ("a.nii", "unreadable")
+    assert message == "header claims 2 x 3 x 4 voxels (0.0 MB); only 0.0 MB of memory available"
+    monkeypatch.setattr(validate, "available_memory", lambda: 96)
+    assert inspect_case(Case("a", (tmp_path / "a.nii",))).problems == []
+
+
+def test_finite_voxels_are_checked_in_floating_point_scans(tmp_path):
+    data = IMAGE.copy()
+    assert validate.check_finite_voxels(_write(tmp_path / "fine.nii.gz", data)) is None
+    data[1, 2, 3] = -np.inf
+    with pytest.raises(MedsegError, match=r"inf.nii.gz: contains NaN or infinite voxel values$"):
+        validate.check_finite_voxels(_write(tmp_path / "inf.nii.gz", data))
+    assert validate.check_finite_voxels(_write(tmp_path / "int.nii.gz", np.zeros((2, 3, 4), np.int16))) is None
+
+
+def test_a_compressed_scan_over_4_gib_is_checked_by_its_size_modulo_2_to_the_32(tmp_path):
+    """gzip records the uncompressed size modulo 2**32; the header alone is read, never the 5 GiB."""
+    header = nib.Nifti1Header()
+    header.set_data_shape((2048, 2048, 600))
+    header.set_data_dtype(np.int16)
+    header.set_data_offset(352)
+    header.set_zooms((1.0, 1.0, 1.0))
+    header.set_qform(np.eye(4), code=1)
+    expected = 352 + 2048 * 2048 * 600 * 2
+    voxels = np.random.default_rng(0).integers(0, 256, 1 << 18, np.uint8).tobytes()  # the first 256 KiB only
+    packed = bytearray(gzip.compress(header.binaryblock + bytes(4) + voxels))
+    packed[-4:] = (expected % 2**32).to_bytes(4, "little")
+    (tmp_path / "big.nii.gz").write_bytes(bytes(packed))
+    assert validate.check_scan_header(tmp_path / "big.nii.gz").shape == (2048, 2048, 600)
+    packed[-4:] = ((expected + 1) % 2**32).to_bytes(4, "little")
+    (tmp_path / "bad.nii.gz").write_bytes(bytes(packed))
+    with pytest.raises(MedsegError, match=rf"truncated or corrupt: {expected} bytes expected"):
+        validate.check_scan_header(tmp_path / "bad.nii.gz")
