@@ -171,7 +171,10 @@ def test_a_big_endian_header_is_read_here(tmp_path):
 
 
 def test_the_header_is_taken_as_stored_not_repaired(tmp_path):
-    """nibabel's load quietly repairs a qfac of 0 to 1; here the header is read with check=False, as stored."""
+    """nibabel's load repairs a qfac of 0 to 1; here the header is read with check=False, as stored, and not repaired.
+
+    The qform is then built from the stored header, so nibabel refuses the qfac of 0 with its own error.
+    """
     raw = write_nifti(tmp_path / "scan.nii", np.zeros((2, 3, 4), np.int16), np.eye(4)).read_bytes()
     header = nib.Nifti1Header.from_fileobj(io.BytesIO(raw))
     header["pixdim"][0] = 0.0

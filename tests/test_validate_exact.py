@@ -117,6 +117,7 @@ def test_each_channel_file_must_be_3d_and_on_the_first_ones_grid(tmp_path):
     ]
     one = _write(tmp_path / "b.nii", np.stack([IMAGE, IMAGE], axis=-1))
     assert validate._read_image(Case("b", (one,)), None)[0].shape == (2, 3, 4, 2)
+    assert validate._read_image(Case("b", (one,)), 2)[0].shape == (2, 3, 4, 2)  # one 4D file (MSD)
 
 
 def test_a_nan_image_stops_the_case(tmp_path):
@@ -203,11 +204,10 @@ def test_nibabel_logs_nothing_while_a_file_is_opened(tmp_path, caplog):
     header["pixdim"][0] = 0.0  # nibabel repairs qfac 0 to 1, and says so at INFO level
     (tmp_path / "q.nii").write_bytes(header.binaryblock + raw[len(header.binaryblock) :])
     logger = nib.imageglobals.logger
-    before = logger.level
     with caplog.at_level(logging.DEBUG, logger=logger.name):
         image = validate._open(tmp_path / "q.nii")
+        assert logger.level == logging.DEBUG  # the level it had before, given back
     assert caplog.records == [] and image.shape == (2, 3, 4)
-    assert logger.level == before
 
 
 def test_a_channel_file_may_have_a_fourth_axis_of_one(tmp_path):
