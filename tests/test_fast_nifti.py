@@ -1,4 +1,5 @@
 import gzip
+import io
 
 import nibabel as nib
 import numpy as np
@@ -153,3 +154,44 @@ def test_an_uncompressed_file_is_written_as_plain_nifti(tmp_path):
     save_nifti(nib.Nifti1Image(array, np.eye(4)), tmp_path / "mask.nii")
     assert (tmp_path / "mask.nii").read_bytes()[:4] == (348).to_bytes(4, "little")
     np.testing.assert_array_equal(np.asarray(nib.load(tmp_path / "mask.nii").dataobj), array)
+
+
+def test_a_big_endian_header_is_read_here(tmp_path):
+    """A header written on a big-endian machine starts with 348 in big-endian bytes; the voxels follow it."""
+    stored = (np.arange(24).reshape(2, 3, 4) - 5).astype(">i2")
+    header = nib.Nifti1Header(endianness=">")
+    header.set_data_shape(stored.shape)
+    header.set_data_dtype(stored.dtype)
+    header.set_data_offset(352)
+    (tmp_path / "big.nii").write_bytes(header.binaryblock + bytes(4) + stored.tobytes(order="F"))
+    assert (tmp_path / "big.nii").read_bytes()[:4] == b"\x00\x00\x01\x5c"
+    ours = load_nifti(tmp_path / "big.nii")
+    assert isinstance(ours.dataobj, np.ndarray)  # not handed to nibabel's lazy loader
+    np.testing.assert_array_equal(ours.dataobj, stored)
+
+
+def test_the_header_is_taken_as_stored_not_repaired(tmp_path):
+    """nibabel's load repairs a qfac of 0 to 1; here the header is read with check=False, as stored, and not repaired.
+
+    The qform is then built from the stored header, so nibabel refuses the qfac of 0 with its own error.
+    """
+    raw = write_nifti(tmp_path / "scan.nii", np.zeros((2, 3, 4), np.int16), np.eye(4)).read_bytes()
+    header = nib.Nifti1Header.from_fileobj(io.BytesIO(raw))
+    header["pixdim"][0] = 0.0
+    (tmp_path / "qfac.nii").write_bytes(header.binaryblock + raw[len(header.binaryblock) :])
+    assert nib.load(tmp_path / "qfac.nii").header["pixdim"][0] == 1.0
+    with pytest.raises(nib.spatialimages.HeaderDataError, match=r"qfac \(pixdim\[0\]\) should be 1 or -1"):
+        load_nifti(tmp_path / "qfac.nii")
+
+
+def test_a_slope_of_one_and_no_intercept_keeps_the_stored_integers(tmp_path):
+    stored = np.arange(-12, 12, dtype=np.int16).reshape(2, 3, 4)
+    raw = write_nifti(tmp_path / "plain.nii", stored, np.eye(4)).read_bytes()
+    header = nib.Nifti1Header.from_fileobj(io.BytesIO(raw))
+    header["scl_slope"], header["scl_inter"] = 1.0, 0.0  # written by some scanners: "scaled" by identity
+    (tmp_path / "identity.nii").write_bytes(header.binaryblock + raw[len(header.binaryblock) :])
+    stored_header = nib.Nifti1Header.from_fileobj(io.BytesIO((tmp_path / "identity.nii").read_bytes()))
+    assert stored_header.get_slope_inter() == (1.0, 0.0)
+    _, mine, _, expected = _pair(tmp_path / "identity.nii")
+    assert mine.dtype == expected.dtype == np.int16
+    np.testing.assert_array_equal(mine, stored)

@@ -74,6 +74,8 @@ MODULES: dict[str, list[str]] = {
         "tests/test_validate.py::test_unpaired",
         "tests/test_validate.py::test_grid",
         "tests/test_validate.py::test_scan",
+        "tests/test_validate.py::test_negative_values",
+        "tests/test_validate_exact.py",
         "tests/test_fingerprint.py::test_fingerprint_worked_out_by_hand",
         "tests/test_fingerprint.py::test_foreground_is_sampled",
     ],
