@@ -54,6 +54,7 @@ MODULES: dict[str, list[str]] = {
     "medseg/io/mask_writer.py": ["tests/test_mask_writer.py"],
     "medseg/inference/resample.py": [
         "tests/test_resample_exact.py",
+        "tests/test_resample_nearest.py",
         "tests/test_fast_inference.py::test_trilinear",
         "tests/test_fast_inference.py::test_cells",
         "tests/test_fast_inference.py::test_cell_shortcut",
