@@ -113,3 +113,101 @@ def test_a_bundle_with_its_own_reader_keeps_it_and_one_with_two_invertd_runs_its
         == "stock recipe, because its postprocessing has 2 Invertd steps, not one"
     )
     assert "postprocessing" not in inference_overrides(twice, InferenceOptions())  # only the writer is replaced
+
+
+def derived(tmp_path, *, inference=None, metadata=None):
+    """A copy of ct_liver_tumour_3d whose inference config and metadata the callables may change in place."""
+    from medseg.bundles import Bundle
+
+    source = find_bundle("ct_liver_tumour_3d")
+    configs = {"inference": json.loads(source.config("inference").read_text())}
+    configs["metadata"] = json.loads(source.config("metadata").read_text())
+    for name, change in (("inference", inference), ("metadata", metadata)):
+        if change is not None:
+            change(configs[name])
+    (tmp_path / "configs").mkdir(parents=True)
+    for name, content in configs.items():
+        (tmp_path / "configs" / f"{name}.json").write_text(json.dumps(content))
+    return Bundle(tmp_path)
+
+
+def test_user_overrides_other_than_the_inferer_pass_through():
+    user = {"inferer#sw_batch_size": 3, "dataset_dir": "/scans", "spacing": [1.0, 1.0, 1.0]}
+    made = inference_overrides(find_bundle("ct_liver_tumour_3d"), InferenceOptions(), user)
+    assert made["dataset_dir"] == "/scans" and made["spacing"] == [1.0, 1.0, 1.0]
+    assert not any(key.startswith("inferer#") for key in made)
+
+
+def test_fast_coarsens_sub_millimetre_spacing(tmp_path):
+    bundle = derived(tmp_path, inference=lambda config: config.update(spacing=[0.5, 0.75, 1.0]))
+    assert inference_overrides(bundle, InferenceOptions(coarse=True))["spacing"] == [0.75, 1.125, 1.5]
+
+
+def _without_channel_first(config):
+    config["preprocessing"]["transforms"] = [
+        step for step in config["preprocessing"]["transforms"] if step["_target_"] != "EnsureChannelFirstd"
+    ]
+
+
+def _channels(count):
+    def change(metadata):
+        metadata["network_data_format"]["inputs"]["image"]["num_channels"] = count
+
+    return change
+
+
+@pytest.mark.parametrize("stock", [False, True])
+def test_a_multi_channel_scan_loads_channels_first_only_where_the_bundle_does_not(tmp_path, stock):
+    key = "preprocessing#transforms#0#ensure_channel_first"
+    two = derived(tmp_path / "two", inference=_without_channel_first, metadata=_channels(2))
+    assert inference_overrides(two, InferenceOptions(stock=stock))[key] is True
+    one = derived(tmp_path / "one", inference=_without_channel_first, metadata=_channels(1))
+    assert key not in inference_overrides(one, InferenceOptions(stock=stock))
+    kept = derived(tmp_path / "kept", metadata=_channels(2))  # loads channels first itself
+    assert not any("ensure_channel_first" in key for key in inference_overrides(kept, InferenceOptions(stock=stock)))
+
+
+def _inline_writer(config):
+    del config["writer"]
+    steps = config["postprocessing"]["transforms"]
+    steps[steps.index("@writer")] = {"_target_": "SaveImaged", "keys": "pred", "output_dir": "/out"}
+
+
+def test_stock_recipe_points_an_inline_writer_at_medsegs(tmp_path):
+    made = inference_overrides(derived(tmp_path / "inline", inference=_inline_writer), InferenceOptions(stock=True))
+    assert made["postprocessing#transforms#3"] == "@writer"
+
+    def no_writer(config):
+        del config["writer"]
+        config["postprocessing"]["transforms"].remove("@writer")
+
+    with pytest.raises(MedsegError, match="has no SaveImaged step for medseg's mask writer to replace"):
+        inference_overrides(derived(tmp_path / "none", inference=no_writer), InferenceOptions(stock=True))
+
+
+def test_nearest_bundle_keeps_its_clean_up_on_each_side_of_the_resampling(tmp_path):
+    """Discretised and cleaned up before ``Invertd(nearest_interp=True)``, cleaned up again after (wholeBody CT)."""
+    before = {"_target_": "KeepLargestConnectedComponentd", "keys": "pred", "applied_labels": [1]}
+    after = {"_target_": "KeepLargestConnectedComponentd", "keys": "pred", "applied_labels": [2]}
+
+    def nearest(config):
+        activation, invert, discrete, writer = config["postprocessing"]["transforms"]
+        config["postprocessing"]["transforms"] = [
+            activation,
+            discrete,
+            before,
+            {**invert, "nearest_interp": True},
+            after,
+            writer,
+        ]
+
+    bundle = derived(tmp_path, inference=nearest)
+    steps = inference_overrides(bundle, InferenceOptions())["postprocessing"]["transforms"]
+    activation, _, discrete, _ = own("ct_liver_tumour_3d", "postprocessing")["transforms"]
+    resample = {
+        "_target_": "medseg.inference.resample.ResampleToSourced",
+        "keys": "pred",
+        "decide": {"_target_": "Compose", "transforms": []},
+        "nearest": True,
+    }
+    assert steps == [activation, discrete, before, resample, after, "@writer"]
