@@ -32,3 +32,24 @@ def root_cause(error: BaseException) -> BaseException:
     while error.__cause__ is not None and not isinstance(error, MedsegError):
         error = error.__cause__
     return error
+
+
+def interrupted(error: BaseException) -> bool:
+    """True when a Ctrl-C (KeyboardInterrupt) lies somewhere in ``error``'s chain.
+
+    ``pydoc.locate``, which MONAI uses to find a config's ``_target_``, turns anything raised while it
+    imports a module, a Ctrl-C included, into an ``ErrorDuringImport`` that keeps the original in its
+    ``value`` attribute rather than in the exception chain.
+    """
+    seen: set[int] = set()
+    pending: list[BaseException | None] = [error]
+    while pending:
+        current = pending.pop()
+        if current is None or id(current) in seen:
+            continue
+        if isinstance(current, KeyboardInterrupt):
+            return True
+        seen.add(id(current))
+        wrapped = getattr(current, "value", None)
+        pending += [current.__cause__, current.__context__, wrapped if isinstance(wrapped, BaseException) else None]
+    return False

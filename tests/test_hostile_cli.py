@@ -150,3 +150,24 @@ def test_ctrl_c_exits_130_with_one_line_and_no_output(tmp_path, small_ct, random
     assert run.returncode == 130, stderr
     assert stderr.strip().splitlines() == ["interrupted"], stderr
     assert not out.exists() or not any(out.iterdir())
+
+
+def test_a_ctrl_c_that_a_library_wrapped_still_stops_the_run():
+    """pydoc.locate (MONAI's _target_ lookup) wraps a Ctrl-C during an import in ErrorDuringImport."""
+    import pydoc
+
+    from medseg.errors import interrupted
+
+    try:
+        raise KeyboardInterrupt
+    except KeyboardInterrupt:
+        wrapped = pydoc.ErrorDuringImport("monai.transforms.compose", sys.exc_info())
+    assert interrupted(RuntimeError("config failed")) is False
+    assert interrupted(wrapped) is True
+    try:
+        try:
+            raise wrapped
+        except pydoc.ErrorDuringImport as error:
+            raise RuntimeError("problem in Compose") from error
+    except RuntimeError as error:
+        assert interrupted(error) is True

@@ -28,7 +28,7 @@ from medseg.bundles import Bundle, check_override_ids, load_workflow
 from medseg.data.validate import check_finite_voxels, check_scan_header
 from medseg.devices import device_expression
 from medseg.engine_logs import engine_logs_silenced
-from medseg.errors import MedsegError, root_cause
+from medseg.errors import MedsegError, interrupted, root_cause
 from medseg.inference.memory import check_memory
 from medseg.inference.options import InferenceOptions, chosen_path, inference_overrides
 from medseg.inference.outputs import CaseRecord, publish_case, write_case_outputs, write_run_outputs
@@ -100,6 +100,8 @@ def _checked_scan(source: Path, scratch: Path, bundle: Bundle, budget: int, igno
         check_memory(info, bundle, budget)
         check_finite_voxels(info.path)
     except Exception as error:  # a library's own exception from an odd file is that file's one line too
+        if interrupted(error):
+            raise KeyboardInterrupt from error
         raise _as_user_error(error, source) from None
     return ScanInput(source, info.path, modality)
 
@@ -248,7 +250,9 @@ def _run_scans(
                 warnings = [] if record is None else write_case_outputs(bundle, scan, staged, record)
                 report.written.append(publish_case(staged, output))
                 report.warnings += [f"{scan.source}: {warning}" for warning in warnings]
-            except Exception as error:  # one scan's failure must not stop the others
+            except Exception as error:  # one scan's failure must not stop the others; Ctrl-C stops them all
+                if interrupted(error):
+                    raise KeyboardInterrupt from error
                 report.failed.append(_as_user_error(error, scan.source))
             if progress is not None:
                 progress(done)
