@@ -143,10 +143,24 @@ class Bundle:
         return str(self.metadata["network_data_format"]["inputs"]["image"]["modality"])
 
     @property
+    def _image_format(self) -> dict[str, Any]:
+        return self.metadata.get("network_data_format", {}).get("inputs", {}).get("image", {})
+
+    @property
     def input_channels(self) -> int:
         """Channels the network expects (``inputs.image.num_channels``)."""
-        image = self.metadata.get("network_data_format", {}).get("inputs", {}).get("image", {})
-        return int(image.get("num_channels", 1))
+        return int(self._image_format.get("num_channels", 1))
+
+    @property
+    def spatial_dims(self) -> int:
+        """2 or 3: the length of ``inputs.image.spatial_shape`` (3 where the metadata gives none)."""
+        return len(self._image_format.get("spatial_shape", [0, 0, 0]))
+
+    @property
+    def volume_ranges(self) -> dict[int, tuple[float, float]]:
+        """``outputs.pred.volume_range_ml``: label value to the ``(min, max)`` mL seen in training."""
+        ranges = self._pred_format.get("volume_range_ml", {})
+        return {int(value): (float(low), float(high)) for value, (low, high) in ranges.items()}
 
     @property
     def weights(self) -> Path:

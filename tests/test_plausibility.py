@@ -6,7 +6,7 @@ import pytest
 from medseg.bundles import find_bundle
 from medseg.errors import MedsegError
 from medseg.inference import predict
-from medseg.inference.plausibility import check_spacing, mask_warnings, scan_warnings, volume_ranges
+from medseg.inference.plausibility import check_spacing, mask_warnings, scan_warnings
 from medseg.io.nifti import write_nifti
 
 CT_BUNDLE = "ct_liver_tumour_3d"
@@ -62,7 +62,7 @@ def test_a_single_slice_for_a_3d_model_only():
 
 def test_mask_warnings_against_the_shipped_training_range():
     bundle = find_bundle(CT_BUNDLE)
-    ranges = volume_ranges(bundle)
+    ranges = bundle.volume_ranges
     assert ranges == {1: (1284.0, 1937.0), 2: (0.0, 89.0)}
     assert mask_warnings({1: 1500.0, 2: 0.0}, bundle.labels, ranges) == []
     assert mask_warnings({1: 1500.0, 2: 150.0}, bundle.labels, ranges) == []  # under twice the largest tumour
@@ -81,7 +81,7 @@ def test_mask_warnings_against_the_shipped_training_range():
 def test_every_shipped_bundle_records_its_training_volumes():
     for name in (CT_BUNDLE, "ct_liver_tumour_2d", "mri_brain_tissue_3d", "mri_brain_tumour_3d"):
         bundle = find_bundle(name)
-        ranges = volume_ranges(bundle)
+        ranges = bundle.volume_ranges
         assert set(ranges) == {label.value for label in bundle.labels if label.value}
         assert all(0 <= low <= high for low, high in ranges.values())
 

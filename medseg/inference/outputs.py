@@ -25,7 +25,7 @@ from scipy import ndimage
 
 from medseg.bundles import Bundle
 from medseg.errors import MedsegError
-from medseg.inference.plausibility import mask_warnings, scan_warnings, volume_ranges
+from medseg.inference.plausibility import mask_warnings, scan_warnings
 from medseg.inference.provenance import scan_geometry
 from medseg.io.atomic import write_text
 from medseg.io.color_table import write_color_table
@@ -97,11 +97,6 @@ def _optional(what: str, write: Callable[[], object]) -> list[str]:
     return []
 
 
-def _is_three_d(bundle: Bundle) -> bool:
-    image = bundle.metadata.get("network_data_format", {}).get("inputs", {}).get("image", {})
-    return len(image.get("spatial_shape", [0, 0, 0])) == 3
-
-
 @dataclass(frozen=True)
 class CaseRecord:
     """What each case's statistics record besides its own numbers.
@@ -137,8 +132,8 @@ def write_case_outputs(bundle: Bundle, scan: ScanInput, files: CaseFiles, record
     values = [label.value for label in labels if label.value]
     quantities = measure(mask, affine, values, bundle.label_rules.get("inside", {}))
     intensities = _scan_intensities(scan.path)
-    warnings = scan_warnings(intensities, bundle.modality, three_d=_is_three_d(bundle))
-    warnings += mask_warnings(quantities.volumes_ml, labels, volume_ranges(bundle))
+    warnings = scan_warnings(intensities, bundle.modality, three_d=bundle.spatial_dims == 3)
+    warnings += mask_warnings(quantities.volumes_ml, labels, bundle.volume_ranges)
     title = f"{files.name} ({bundle.name})"
     rows = overlay_rows(mask, quantities)
     warnings += _optional(

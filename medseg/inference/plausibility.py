@@ -14,7 +14,6 @@ from collections.abc import Mapping, Sequence
 
 import numpy as np
 
-from medseg.bundles import Bundle
 from medseg.errors import MedsegError
 from medseg.labels import Label
 
@@ -100,9 +99,3 @@ def mask_warnings(
                 "seen in training: is this the scan the model is for?"
             )
     return found
-
-
-def volume_ranges(bundle: Bundle) -> dict[int, tuple[float, float]]:
-    """``outputs.pred.volume_range_ml`` of the bundle's metadata: label value to ``(min, max)`` mL."""
-    outputs = bundle.metadata.get("network_data_format", {}).get("outputs", {}).get("pred", {})
-    return {int(value): (float(low), float(high)) for value, (low, high) in outputs.get("volume_range_ml", {}).items()}
