@@ -148,15 +148,6 @@ def read_object(path: str | Path) -> DicomObject | None:
     return DicomObject(path, sop_class, modality, series)
 
 
-def is_dicom_file(path: Path) -> bool:
-    """True when ``path`` is a file that starts with the DICOM preamble and ``DICM`` marker."""
-    try:
-        with path.open("rb") as handle:
-            return handle.read(132)[128:] == b"DICM"
-    except OSError:
-        return False
-
-
 def folder_objects(folder: Path) -> list[DicomObject]:
     """Every DICOM file directly inside ``folder`` (sub-folders are not searched), by file name."""
     found = []
