@@ -20,6 +20,12 @@ def test_estimate_counts_image_channels_and_label_at_the_target_spacing():
     assert estimate_bytes(fp, [1.5, 1.5, 2.5], cases=10) == 256 * 256 * 100 * 2 * 4 * 10
 
 
+def test_estimate_keeps_an_axis_whose_target_spacing_is_minus_one():
+    # The 2D bundle's Spacingd pixdim [1.5, 1.5, -1] keeps each scan's own slice spacing.
+    fp = fingerprint([512, 512, 100], [0.75, 0.75, 2.5])
+    assert estimate_bytes(fp, [1.5, 1.5, -1], cases=10) == 256 * 256 * 100 * 2 * 4 * 10
+
+
 def test_memory_when_it_fits_disk_when_it_does_not(tmp_path):
     small = choose_cache(10**9, tmp_path / "cache", budget=4 * 10**9)
     assert small.kind == "memory" and "in memory" in str(small)

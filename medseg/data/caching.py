@@ -60,8 +60,14 @@ class CacheChoice:
 
 
 def estimate_bytes(fp: Fingerprint, spacing: list[float], cases: int) -> int:
-    """Expected size of ``cases`` preprocessed cases (image channels plus label) at ``spacing``."""
-    voxels = np.prod(np.asarray(fp.shape_median) * np.asarray(fp.spacing_median) / np.asarray(spacing))
+    """Expected size of ``cases`` preprocessed cases (image channels plus label) at ``spacing``.
+
+    A spacing entry that is not positive keeps that axis's own spacing, as ``Spacingd``'s ``-1`` does.
+    """
+    median = np.asarray(fp.spacing_median)
+    target = np.asarray(spacing, dtype=float)
+    target = np.where(target > 0, target, median)
+    voxels = np.prod(np.asarray(fp.shape_median) * median / target)
     return int(voxels * (fp.channels + 1) * BYTES_PER_VOXEL_CHANNEL * cases)
 
 
