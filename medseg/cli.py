@@ -142,9 +142,9 @@ def sample_ct(
     """Write a synthetic abdominal CT dataset with liver and tumour labels (MSD layout)."""
     from tqdm import tqdm
 
-    from medseg.data.samples import write_ct_dataset
+    from medseg.samples.datasets import case_count, write_ct_dataset
 
-    total = cases + (max(1, cases // 4) if test_cases is None else test_cases)
+    total = case_count("ct", cases, test_cases)
     with tqdm(total=total, desc="synthetic CT cases", unit="case") as bar:
         write_ct_dataset(
             directory,
@@ -177,10 +177,9 @@ def sample_mri(
     """Write the real MNI152 T1 brain (from nilearn) with grey/white-matter labels, and versions of it."""
     from tqdm import tqdm
 
-    from medseg.data.mri_variants import HELD_OUT
-    from medseg.data.samples import write_mri_dataset
+    from medseg.samples.datasets import case_count, write_mri_dataset
 
-    total = cases + (len(HELD_OUT) if test_cases is None else test_cases)
+    total = case_count("mri", cases, test_cases)
     with tqdm(total=total, desc="MNI152 T1 cases", unit="case") as bar:
         write_mri_dataset(directory, cases=cases, test_cases=test_cases, seed=seed, progress=lambda n: bar.update(1))
     typer.echo(f"wrote {total} cases to {directory}")
@@ -202,9 +201,9 @@ def sample_brats(
     """Write synthetic brain tumour MRI (FLAIR, T1w, t1gd, T2w) in the real MNI152 brain, BraTS labels (MSD layout)."""
     from tqdm import tqdm
 
-    from medseg.data.samples import write_brats_dataset
+    from medseg.samples.datasets import case_count, write_brats_dataset
 
-    total = cases + (max(1, cases // 4) if test_cases is None else test_cases)
+    total = case_count("brats", cases, test_cases)
     with tqdm(total=total, desc="brain tumour MRI cases", unit="case") as bar:
         write_brats_dataset(
             directory, cases=cases, test_cases=test_cases, seed=seed, spacing=spacing, progress=lambda n: bar.update(1)

@@ -53,9 +53,9 @@ def run_demo(
 ) -> None:
     """Run the demo; see the module docstring. Everything lands in ``output``."""
     from medseg.bundles import find_bundle
-    from medseg.data.samples import write_ct_dataset
     from medseg.evaluation import evaluate
     from medseg.report import dice_table
+    from medseg.samples.datasets import write_ct_dataset
     from medseg.training.run import train
 
     start = time.monotonic()

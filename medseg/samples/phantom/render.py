@@ -13,9 +13,9 @@ from dataclasses import dataclass
 import numpy as np
 from scipy import ndimage
 
-from medseg.data.phantom.anatomy import Anatomy
-from medseg.data.phantom.grid import CtGrid
-from medseg.data.phantom.shapes import Bounds, Box, Capsule, Ellipsoid, box
+from medseg.samples.phantom.anatomy import Anatomy
+from medseg.samples.phantom.grid import CtGrid
+from medseg.samples.phantom.shapes import Bounds, Box, Capsule, Ellipsoid, box
 
 AIR_HU = -1000.0
 HU_RANGE = (-1024, 3071)
