@@ -26,7 +26,7 @@ def _fresh_output(output: Path) -> None:
     """Start from an empty folder; replace a previous demo's folder, never anything else."""
     if output.exists():
         if not (output / MARKER).is_file() and any(output.iterdir()):
-            raise MedsegError("exists and was not made by `medseg demo`; choose another --output", output)
+            raise MedsegError("exists and was not made by `medseg demo`; choose another `output`", output)
         shutil.rmtree(output)
     output.mkdir(parents=True)
     write_text(output / MARKER, "made by medseg demo\n")

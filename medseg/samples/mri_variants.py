@@ -51,7 +51,7 @@ class MriVariant:
         return cls(
             name=name,
             spacing=tuple(voxel),  # type: ignore[arg-type]
-            rotation_deg=tuple(rng.uniform(-15, 15, 3)),  # type: ignore[arg-type]
+            rotation_deg=tuple(rng.uniform(-15, 15, 3)),
             bias=float(rng.uniform(0, 0.5)),
             noise=float(rng.uniform(0.01, 0.05)),
             gamma=float(rng.uniform(0.7, 1.4)),
