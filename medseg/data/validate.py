@@ -157,7 +157,8 @@ def check_scan_header(path: str | Path, *, channels: int = 1) -> ScanInfo:
     try:
         image = _open(path)
         header = image.header
-        expected = int(header.get_data_offset()) + int(np.prod(image.shape)) * header.get_data_dtype().itemsize
+        offset = image.dataobj.offset  # type: ignore[attr-defined]  # a file's voxels: an ArrayProxy, which has one
+        expected = int(offset) + int(np.prod(image.shape)) * header.get_data_dtype().itemsize
     except READ_ERRORS as error:
         raise MedsegError(f"cannot read NIfTI ({error})", path) from None
     found = _channels_of(tuple(image.shape), path, channels)
