@@ -2,6 +2,8 @@
 they run the library's code, and their errors name arguments, which the command line shows as flags."""
 
 import ast
+import doctest
+import importlib
 import inspect
 import re
 import shutil
@@ -18,6 +20,9 @@ import medseg
 from medseg.cli import app
 from medseg.cli_flags import ARGUMENT, RENAMED, option_flags, with_flags
 from medseg.errors import MedsegError
+from medseg.samples.datasets import case_count
+from medseg.samples.mri_variants import HELD_OUT
+from medseg.weights import weights_among
 
 from .conftest import TINY
 
@@ -147,3 +152,20 @@ def test_sample_data_errors_show_the_flag(tmp_path):
     command = [sys.executable, "-m", "medseg", "sample-data", "ct", str(tmp_path / "d"), "--cases", "0"]
     done = subprocess.run(command, capture_output=True, text=True)
     assert done.returncode == 1 and done.stderr.splitlines()[-1] == "error: --cases must be at least 1, got 0"
+
+
+@pytest.mark.parametrize("module", ["medseg.cli_flags", "medseg.weights", "medseg.samples.datasets"])
+def test_the_examples_of_the_helpers_run(module):
+    results = doctest.testmod(importlib.import_module(module))
+    assert results.attempted > 0 and results.failed == 0
+
+
+def test_weights_files_given_as_scans_join_the_weights():
+    weights, scans = weights_among([Path("a.pt")], [Path("b.pth"), Path("scan.nii.gz"), Path("c.ckpt")])
+    assert weights == [Path("a.pt"), Path("b.pth"), Path("c.ckpt")] and scans == [Path("scan.nii.gz")]
+    assert weights_among(None, ["x.pt"]) == (None, [Path("x.pt")])  # without --weights, a .pt is a (bad) scan
+
+
+def test_sample_datasets_count_their_default_test_cases():
+    assert [case_count("ct", 20), case_count("ct", 2), case_count("brats", 6, 0)] == [25, 3, 6]
+    assert case_count("mri", 3) == 3 + len(HELD_OUT)
