@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 INSTALLED := $(VENV)/.installed
 
-.PHONY: demo test lint format clean mutation
+.PHONY: demo test lint typecheck format clean mutation
 
 $(INSTALLED): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -16,7 +16,7 @@ $(INSTALLED): pyproject.toml
 demo: $(INSTALLED)
 	$(BIN)/medseg demo
 
-test: $(INSTALLED) lint
+test: $(INSTALLED) lint typecheck
 	$(BIN)/python -m pytest --durations=15
 
 # Mutation testing of the core modules (tools/mutate.py): about 20 minutes on 2 cores; not part of `make test`.
@@ -27,9 +27,13 @@ lint: $(INSTALLED)
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 
+# The type hints of medseg/ (settings in pyproject.toml's [tool.mypy]).
+typecheck: $(INSTALLED)
+	$(BIN)/python -m mypy
+
 format: $(INSTALLED)
 	$(BIN)/ruff check --fix .
 	$(BIN)/ruff format .
 
 clean:
-	rm -rf $(VENV) demo_output .pytest_cache .ruff_cache .hypothesis
+	rm -rf $(VENV) demo_output .pytest_cache .ruff_cache .mypy_cache .hypothesis

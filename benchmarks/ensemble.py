@@ -38,8 +38,8 @@ def main() -> None:
     import torch
 
     from medseg.bundles import find_bundle
-    from medseg.data.samples import write_ct_dataset
     from medseg.evaluation import evaluate
+    from medseg.samples.datasets import write_ct_dataset
     from medseg.training.run import train
 
     torch.set_num_threads(1)

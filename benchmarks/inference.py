@@ -37,9 +37,9 @@ GRIDS = {  # name -> (slices, slice spacing in mm): 512 x 512 at 0.75 mm in-plan
 
 
 def make_scans(folder: Path, size: str, cases: int, seed: int) -> list[tuple[Path, Path]]:
-    from medseg.data.phantom import GridPreset
-    from medseg.data.phantom import make_case as phantom
     from medseg.io.nifti import write_nifti
+    from medseg.samples.phantom import GridPreset
+    from medseg.samples.phantom import make_case as phantom
 
     slices, thickness = GRIDS[size]
     preset = GridPreset(size, 512, (0.75, 0.75), (thickness, thickness), slices=slices)

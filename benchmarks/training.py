@@ -172,7 +172,7 @@ def main() -> None:
     with tempfile.TemporaryDirectory(prefix="medseg-train-bench-") as scratch:
         data = args.data
         if data is None:
-            from medseg.data.samples import write_ct_dataset
+            from medseg.samples.datasets import write_ct_dataset
 
             data = write_ct_dataset(
                 Path(scratch) / "data",

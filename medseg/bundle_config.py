@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import copy
 import json
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -125,9 +125,9 @@ class BundleConfig:
         return None
 
 
-def with_overrides(content: dict[str, Any], overrides: dict[str, Any]) -> dict[str, Any]:
+def with_overrides(content: Mapping[str, Any], overrides: Mapping[str, Any]) -> dict[str, Any]:
     """A copy of a parsed config with override ids (``network_def#img_size``) set, as MONAI sets them."""
-    result = copy.deepcopy(content)
+    result = copy.deepcopy(dict(content))
     for config_id, value in overrides.items():
         *parents, last = config_id.split("#")
         node: Any = result

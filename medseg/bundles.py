@@ -170,8 +170,10 @@ class Bundle:
         which is evaluated here: the bundle's code runs, as it does when the bundle runs.
         """
         default = self.root / "models" / "model.pt"
-        config = self.parsed("inference") if config_path(self.root / "configs", "inference") else None
-        loader = config.checkpoint_loader() if config else None
+        if not config_path(self.root / "configs", "inference"):
+            return default
+        config = self.parsed("inference")
+        loader = config.checkpoint_loader()
         if loader is None:
             return default
         from monai.bundle import ConfigParser

@@ -6,14 +6,17 @@ answer at once.
 
 from __future__ import annotations
 
+import functools
 import json
 import logging
 import sys
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any, cast
 
 import typer
+from typer.core import TyperGroup
 
+from medseg.cli_flags import option_flags, with_flags
 from medseg.cli_help import examples, tidy_value_names
 from medseg.engine_logs import DEBUG_LOGGER
 from medseg.errors import MedsegError
@@ -38,7 +41,6 @@ OverrideOpt = Annotated[
 ]
 INTERRUPTED = 130  # exit status after Ctrl-C: 128 + SIGINT
 DEBUG = "--debug"
-WEIGHTS_SUFFIXES = {".pt", ".pth", ".ckpt"}
 BundleArg = Annotated[str, typer.Argument(help="Bundle name (see `medseg bundles`) or path to a bundle folder.")]
 DeviceOpt = Annotated[str, typer.Option("--device", help="auto, cpu, cuda or cuda:N.")]
 TrustOpt = Annotated[
@@ -57,14 +59,34 @@ WeightsOpt = Annotated[
 ]
 
 
+def _command() -> TyperGroup:
+    """The click command that typer makes of :data:`app`."""
+    command = typer.main.get_command(app)
+    assert isinstance(command, TyperGroup)  # an app of several commands
+    return command
+
+
+@functools.cache
+def _flags() -> dict[str, tuple[str, str]]:
+    """Each option's Python name and its flag, for :func:`medseg.cli_flags.with_flags`."""
+    return option_flags(_command())
+
+
+def _say(line: str) -> None:
+    """Print a line of the library's, with the arguments it names written as this command's flags."""
+    typer.echo(with_flags(line, _flags()))
+
+
+def _warn(line: str) -> None:
+    """:func:`_say` on stderr."""
+    typer.echo(with_flags(line, _flags()), err=True)
+
+
 def _bundle(name_or_path: str, trust: bool) -> Bundle:
     """The bundle, refused if it lies outside the trusted bundle folders and ``trust`` is not given."""
-    from medseg.bundles import find_bundle
-    from medseg.trust import check_trusted
+    from medseg.api import find_bundle
 
-    bundle = find_bundle(name_or_path)
-    check_trusted(bundle, trust=trust, say=lambda line: typer.echo(line, err=True))
-    return bundle
+    return find_bundle(name_or_path, trust=trust, say=_warn)
 
 
 def _parse_overrides(pairs: list[str]) -> dict[str, Any]:
@@ -142,9 +164,9 @@ def sample_ct(
     """Write a synthetic abdominal CT dataset with liver and tumour labels (MSD layout)."""
     from tqdm import tqdm
 
-    from medseg.data.samples import write_ct_dataset
+    from medseg.samples.datasets import case_count, write_ct_dataset
 
-    total = cases + (max(1, cases // 4) if test_cases is None else test_cases)
+    total = case_count("ct", cases, test_cases)
     with tqdm(total=total, desc="synthetic CT cases", unit="case") as bar:
         write_ct_dataset(
             directory,
@@ -177,10 +199,9 @@ def sample_mri(
     """Write the real MNI152 T1 brain (from nilearn) with grey/white-matter labels, and versions of it."""
     from tqdm import tqdm
 
-    from medseg.data.mri_variants import HELD_OUT
-    from medseg.data.samples import write_mri_dataset
+    from medseg.samples.datasets import case_count, write_mri_dataset
 
-    total = cases + (len(HELD_OUT) if test_cases is None else test_cases)
+    total = case_count("mri", cases, test_cases)
     with tqdm(total=total, desc="MNI152 T1 cases", unit="case") as bar:
         write_mri_dataset(directory, cases=cases, test_cases=test_cases, seed=seed, progress=lambda n: bar.update(1))
     typer.echo(f"wrote {total} cases to {directory}")
@@ -202,9 +223,9 @@ def sample_brats(
     """Write synthetic brain tumour MRI (FLAIR, T1w, t1gd, T2w) in the real MNI152 brain, BraTS labels (MSD layout)."""
     from tqdm import tqdm
 
-    from medseg.data.samples import write_brats_dataset
+    from medseg.samples.datasets import case_count, write_brats_dataset
 
-    total = cases + (max(1, cases // 4) if test_cases is None else test_cases)
+    total = case_count("brats", cases, test_cases)
     with tqdm(total=total, desc="brain tumour MRI cases", unit="case") as bar:
         write_brats_dataset(
             directory, cases=cases, test_cases=test_cases, seed=seed, spacing=spacing, progress=lambda n: bar.update(1)
@@ -228,9 +249,11 @@ def check_dataset_command(
     ] = None,
 ) -> None:
     """Validate a dataset: one line per problem, a summary table and the fingerprint; exit 1 on errors."""
-    from medseg.data.report import check_and_describe
+    from medseg.api import check_dataset
 
-    if not check_and_describe(data, bundle, fingerprint_file, say=typer.echo):
+    check = check_dataset(data, bundle=bundle, fingerprint_file=fingerprint_file, strict=False, progress=True)
+    _say(check.describe())
+    if not check.ok:
         raise typer.Exit(1)
 
 
@@ -280,28 +303,27 @@ def train_command(
     trust: TrustOpt = False,
 ) -> None:
     """Train a bundle on a dataset through its train.json; the run folder becomes a bundle."""
+    from medseg.api import train
     from medseg.training.distributed import Launcher
-    from medseg.training.run import train
 
-    launcher = None if nproc is None else Launcher(nproc, nnodes, rdzv_backend, rdzv_endpoint)
     result = train(
         _bundle(bundle, trust),
         data,
         output=output,
         epochs=epochs,
         device=device,
+        weights=weights,
         fold=fold,
-        init_weights=weights,
+        seed=seed,
         presets=presets,
         cache=cache,
-        cache_memory=None if cache_memory is None else int(cache_memory * 1e9),
-        seed=seed,
+        cache_memory=cache_memory,
         tracking=tracking,
         progress=sys.stderr.isatty() if progress is None else progress,
-        overrides=_parse_overrides(override or []),
-        launcher=launcher,
         resume=resume,
-        say=typer.echo,
+        launcher=None if nproc is None else Launcher(nproc, nnodes, rdzv_backend, rdzv_endpoint),
+        overrides=_parse_overrides(override or []),
+        say=_say,
     )
     typer.echo(f"trained bundle: {result.bundle.root}\nbest weights: {result.best_weights}")
     typer.echo(f"per-epoch history: {result.history}")
@@ -393,19 +415,20 @@ def infer_command(
     <name> is a NIfTI file's name without .nii/.nii.gz, or a DICOM series folder's name. A scan that
     fails is reported and skipped; the others are finished (exit status 1 if any failed).
     """
-    if weights:  # `--weights a.pt b.pt scan.nii.gz`: the weights files after the first arrive as inputs
-        weights = [*weights, *(path for path in inputs if path.suffix in WEIGHTS_SUFFIXES)]
-        inputs = [path for path in inputs if path.suffix not in WEIGHTS_SUFFIXES]
     from tqdm import tqdm
 
+    from medseg.api import segment
     from medseg.devices import resolve_device
-    from medseg.inference.options import InferenceOptions
-    from medseg.inference.predict import segment_report
+    from medseg.inference.options import InferenceOptions, Window
     from medseg.inference.progress import step_spinner
     from medseg.inference.summary import scan_summary
+    from medseg.weights import weights_among
 
+    weights, inputs = weights_among(weights, inputs)  # `--weights a.pt b.pt scan.nii.gz`: b.pt arrives as a scan
+
+    chosen = cast("Window", window)  # any other word is refused with the choices when the options are applied
     options = InferenceOptions(
-        stock=stock, overlap=overlap, tta=tta, coarse=fast, label_rules=label_rules, window=window
+        stock=stock, overlap=overlap, tta=tta, coarse=fast, label_rules=label_rules, window=chosen
     )
     found = _bundle(bundle, trust)
     terminal = sys.stderr.isatty()
@@ -415,7 +438,7 @@ def infer_command(
         step_spinner(terminal, first_line) as step,
         tqdm(total=len(inputs), desc="segmenting", unit="scan", disable=terminal or len(inputs) < 2) as bar,
     ):
-        report = segment_report(
+        report = segment(
             found,
             inputs,
             output,
@@ -423,19 +446,20 @@ def infer_command(
             device=device,
             options=options,
             overrides=_parse_overrides(override or []),
-            progress=lambda done: bar.update(done - bar.n),
-            extras=not masks_only,
-            max_memory=None if max_memory is None else int(max_memory * 1e9),
+            masks_only=masks_only,
+            max_memory=max_memory,
             ignore_modality=ignore_modality,
             min_lesion_ml=min_lesion_ml,
+            keep_going=True,
+            progress=lambda done: bar.update(done - bar.n),
             step=step,
         )
     if report.path != "fast path" and not stock:  # a fallback is news; --stock was asked for
-        typer.echo(f"{bundle}: {report.path}", err=True)
+        _warn(f"{bundle}: {report.path}")
     if ignore_modality:
         typer.echo("warning: --ignore-modality: scans are segmented whatever modality their files record", err=True)
     for warning in report.warnings:
-        typer.echo(f"warning: {warning}", err=True)
+        _warn(f"warning: {warning}")
     for mask in report.written:
         typer.echo(scan_summary(mask))
     if report.written and not masks_only:
@@ -443,7 +467,7 @@ def infer_command(
     if len(report.failed) == 1 and len(inputs) == 1:
         raise report.failed[0]
     for error in report.failed:
-        typer.echo(f"error: {error}", err=True)
+        _warn(f"error: {error}")
     if report.failed:
         raise typer.Exit(1)
 
@@ -485,11 +509,11 @@ def evaluate_command(
     trust: TrustOpt = False,
 ) -> None:
     """Segment a dataset's labelled cases; print each case's Dice and HD95 (mm) per label, and their means."""
-    from medseg.evaluation import evaluate
+    from medseg.api import evaluate
     from medseg.report import dice_table
 
     found = _bundle(bundle, trust)
-    results = evaluate(found, data, output, weights=weights, device=device, cases=cases)
+    results = evaluate(found, data, output, cases=cases, weights=weights, device=device)
     typer.echo(dice_table(results, [label.name for label in found.labels if label.value]))
     typer.echo(f"per-case metrics: {output / 'metrics.csv'}")
 
@@ -582,7 +606,7 @@ def main() -> None:
 
         quiet_libraries()
     try:
-        command = typer.main.get_command(app)
+        command = _command()
         tidy_value_names(command)
         command(args=args, prog_name="medseg")  # standalone: usage errors and help printed, the command's status
     except SystemExit as exited:
@@ -593,7 +617,7 @@ def main() -> None:
     except MedsegError as error:
         if debug:
             raise
-        typer.echo(f"error: {error}", err=True)
+        _warn(f"error: {error}")
         sys.exit(1)
     except Exception as error:  # an unexpected failure deep in a library
         if debug:

@@ -26,7 +26,7 @@ def _fresh_output(output: Path) -> None:
     """Start from an empty folder; replace a previous demo's folder, never anything else."""
     if output.exists():
         if not (output / MARKER).is_file() and any(output.iterdir()):
-            raise MedsegError("exists and was not made by `medseg demo`; choose another --output", output)
+            raise MedsegError("exists and was not made by `medseg demo`; choose another `output`", output)
         shutil.rmtree(output)
     output.mkdir(parents=True)
     write_text(output / MARKER, "made by medseg demo\n")
@@ -53,9 +53,9 @@ def run_demo(
 ) -> None:
     """Run the demo; see the module docstring. Everything lands in ``output``."""
     from medseg.bundles import find_bundle
-    from medseg.data.samples import write_ct_dataset
     from medseg.evaluation import evaluate
     from medseg.report import dice_table
+    from medseg.samples.datasets import write_ct_dataset
     from medseg.training.run import train
 
     start = time.monotonic()

@@ -15,7 +15,6 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-import nibabel as nib
 import numpy as np
 
 from medseg.bundles import Bundle
@@ -23,6 +22,7 @@ from medseg.data.discover import Case, Dataset, discover
 from medseg.errors import MedsegError
 from medseg.inference.predict import segment
 from medseg.io.atomic import write_text
+from medseg.io.fast_nifti import read_nifti
 from medseg.io.nifti import write_nifti
 from medseg.metrics import LabelScore, score_case
 
@@ -55,7 +55,7 @@ def mean_hd95(results: list[CaseResult], label: str) -> float:
 
 
 def _read_pair(mask: Path, reference: Path) -> tuple[np.ndarray, np.ndarray, tuple[float, ...]]:
-    predicted, expected = nib.load(mask), nib.load(reference)
+    predicted, expected = read_nifti(mask), read_nifti(reference)
     if predicted.shape[:3] != expected.shape[:3] or not np.allclose(predicted.affine, expected.affine, atol=1e-3):
         raise MedsegError(f"mask grid differs from its reference label {reference}", mask)
     spacing = tuple(float(s) for s in expected.header.get_zooms()[:3])
@@ -82,7 +82,7 @@ def _csv(results: list[CaseResult]) -> str:
 def labelled_cases(dataset: Dataset, subset: str = "all") -> list[tuple[Case, str]]:
     """The dataset's labelled cases of ``subset`` (``all``, ``test`` or ``training``), each with its set."""
     if subset not in CASE_SETS:
-        raise MedsegError(f"--cases must be one of {', '.join(CASE_SETS)}, got {subset!r}")
+        raise MedsegError(f"`cases` must be one of {', '.join(CASE_SETS)}, got {subset!r}")
     test = [(case, "test") for case in dataset.labelled_test if subset in ("all", "test")]
     return test + [(case, "training") for case in dataset.training if subset in ("all", "training")]
 
@@ -91,7 +91,7 @@ def _scan_file(case: Case, folder: Path) -> Path:
     """The file to segment: the case's image, or its channel files stacked into ``folder/<id>.nii.gz``."""
     if len(case.image) == 1:
         return case.image[0]
-    channels = [nib.load(path) for path in case.image]
+    channels = [read_nifti(path) for path in case.image]
     stacked = np.stack([np.asarray(image.dataobj) for image in channels], axis=-1)
     return write_nifti(folder / f"{case.id}.nii.gz", stacked, channels[0].affine)
 
@@ -129,6 +129,7 @@ def evaluate(
     labels = {label.value: label.name for label in bundle.labels}
     results = []
     for (case, subset), mask in zip(chosen, masks, strict=True):
+        assert case.label is not None  # labelled_cases chose it for its label
         prediction, reference, spacing = _read_pair(mask, case.label)
         results.append(CaseResult(case.id, score_case(prediction, reference, labels, spacing), subset))
     write_text(output / "metrics.csv", _csv(results))

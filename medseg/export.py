@@ -28,7 +28,13 @@ CHECK_SIZE = 2  # the random check input is (CHECK_SIZE * divisor) voxels along 
 def _divisors(bundle: Bundle) -> list[int]:
     """Each spatial axis's size divisor from ``inputs.image.spatial_shape`` (``"16*n"`` -> 16)."""
     shape = bundle.metadata["network_data_format"]["inputs"]["image"]["spatial_shape"]
-    return [int(re.match(r"^(\d+)\*n$", str(size)).group(1)) if "*n" in str(size) else int(size) for size in shape]
+    return [_divisor(size) for size in shape]
+
+
+def _divisor(size: int | str) -> int:
+    """``16`` for ``"16*n"`` (any multiple of 16), or a fixed size itself."""
+    multiple = re.match(r"^(\d+)\*n$", str(size))
+    return int(multiple.group(1)) if multiple else int(size)
 
 
 def load_network(bundle: Bundle, weights: Path):

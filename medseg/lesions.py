@@ -140,13 +140,15 @@ def find_lesions(mask: np.ndarray, affine: np.ndarray, label: int) -> list[Lesio
         component = components[box] == index
         offset = [s.start for s in box]
         centroid = np.array(ndimage.center_of_mass(component)) + offset
+        i, j, k = (int(v) for v in np.rint(centroid))
+        r, a, s = (float(v) for v in affine[:3, :3] @ centroid + affine[:3, 3])
         lesions.append(
             Lesion(
                 label=label,
                 volume_ml=int(component.sum()) * voxel_ml,
                 axial_diameter_mm=axial_diameter_mm(component, affine, offset),
-                centre=tuple(int(v) for v in np.rint(centroid)),
-                centre_ras_mm=tuple(float(v) for v in affine[:3, :3] @ centroid + affine[:3, 3]),
+                centre=(i, j, k),
+                centre_ras_mm=(r, a, s),
                 axial_slices=(box[axis].start, box[axis].stop - 1),
             )
         )

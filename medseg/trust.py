@@ -33,7 +33,7 @@ def check_trusted(bundle: Bundle, *, trust: bool, say: Callable[[str], None]) ->
     if not trust:
         folders = " or ".join(str(folder) for folder in TRUSTED_FOLDERS)
         raise MedsegError(
-            f"bundle is outside {folders}; a bundle's configs run Python code: read them, then pass --trust",
+            f"bundle is outside {folders}; a bundle's configs run Python code: read them, then pass `trust=True`",
             bundle.root.resolve(),
         )
-    say(f"running bundle code from {bundle.root.resolve()} (--trust)")
+    say(f"running bundle code from {bundle.root.resolve()} (`trust=True`)")

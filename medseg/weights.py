@@ -3,9 +3,12 @@
 from __future__ import annotations
 
 import pickle
+from collections.abc import Sequence
 from pathlib import Path
 
 from medseg.errors import MedsegError
+
+WEIGHTS_SUFFIXES = (".pt", ".pth", ".ckpt")
 
 
 def check_weights(path: str | Path) -> Path:
@@ -35,3 +38,25 @@ def check_weights(path: str | Path) -> Path:
     except (RuntimeError, OSError, EOFError, ValueError) as error:
         raise MedsegError(f"cannot read weights ({str(error).splitlines()[0]})", path) from None
     return path
+
+
+def weights_among(
+    weights: str | Path | Sequence[str | Path] | None, inputs: Sequence[str | Path]
+) -> tuple[list[Path] | None, list[Path]]:
+    """Weights and scans, with the weights files among ``inputs`` moved to the weights when any are given.
+
+    ``--weights a.pt b.pt scan.nii.gz`` on the command line gives one value to the option and the
+    rest to the scans; a weights file (``.pt``, ``.pth``, ``.ckpt``) is never a scan.
+
+    Examples:
+        >>> weights_among(["a.pt"], ["b.pt", "scan.nii.gz"])
+        ([PosixPath('a.pt'), PosixPath('b.pt')], [PosixPath('scan.nii.gz')])
+        >>> weights_among(None, ["scan.nii.gz"])
+        (None, [PosixPath('scan.nii.gz')])
+    """
+    scans = [Path(path) for path in inputs]
+    if weights is None or (not isinstance(weights, str | Path) and not weights):
+        return None, scans
+    given = [Path(weights)] if isinstance(weights, str | Path) else [Path(path) for path in weights]
+    among = [path for path in scans if path.suffix in WEIGHTS_SUFFIXES]
+    return given + among, [path for path in scans if path.suffix not in WEIGHTS_SUFFIXES]

@@ -8,7 +8,7 @@ import pytest
 import torch
 
 from medseg.bundles import Bundle, find_bundle
-from medseg.data.samples import write_brats_dataset, write_ct_dataset
+from medseg.samples.datasets import write_brats_dataset, write_ct_dataset
 
 # Bundle overrides that make the CT bundle cheap enough for unit tests: coarse voxels, small patches.
 TINY = {"spacing": [6.0, 6.0, 6.0], "patch_size": [32, 32, 32], "num_workers": 0}

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from medseg.data.mni import rotation_about
+from medseg.samples.mni import rotation_about
 
 
 def grid_affine(spacing, shape, centre, *, degrees=(0.0, 0.0, 0.0), flip=(1, 1, 1), order=(0, 1, 2)):

@@ -11,11 +11,11 @@ from scipy import ndimage
 from typer.testing import CliRunner
 
 from medseg.cli import app
-from medseg.data.brain_tumour import SEQUENCES, make_case, random_tumour, render
 from medseg.data.discover import discover
-from medseg.data.mni import load_template, resample
-from medseg.data.mri_variants import head_motion
 from medseg.data.validate import check_dataset
+from medseg.samples.brain_tumour import SEQUENCES, make_case, random_tumour, render
+from medseg.samples.mni import load_template, resample
+from medseg.samples.mri_variants import head_motion
 
 from .conftest import BRATS_SEED, BRATS_SPACING
 

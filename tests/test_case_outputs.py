@@ -241,7 +241,7 @@ def test_find_cases_from_records_or_scan_dir(outdir, tmp_path):
     masks_only = tmp_path / "masks"
     masks_only.mkdir()
     shutil.copy(outdir / "ras_seg.nii.gz", masks_only)
-    with pytest.raises(MedsegError, match="pass --scan-dir"):
+    with pytest.raises(MedsegError, match="pass `scan_dir`"):
         find_cases(masks_only)
     [case] = find_cases(masks_only, outdir / "scans")
     assert case == SlicerCase(outdir / "scans" / "ras.nii.gz", masks_only / "ras_seg.nii.gz")

@@ -4,8 +4,8 @@ import json
 
 import pytest
 
-from medseg.data.samples import write_ct_dataset
 from medseg.errors import MedsegError
+from medseg.samples.datasets import write_ct_dataset
 from medseg.training.distributed import Launcher
 from medseg.training.run import train
 

@@ -267,7 +267,7 @@ def test_window_and_stock_options_are_checked(tiny_run):
         inference_overrides(tiny_run.bundle, InferenceOptions(window="huge"))
     with pytest.raises(MedsegError, match="unknown window 'huge'"):
         inference_overrides(tiny_run.bundle, InferenceOptions(stock=True, window="huge"))
-    with pytest.raises(MedsegError, match="--window large needs the fast path"):
+    with pytest.raises(MedsegError, match="`window='large'` needs the fast path"):
         inference_overrides(tiny_run.bundle, InferenceOptions(stock=True, window="large"))
-    with pytest.raises(MedsegError, match=r"--label-rules needs the fast path \(drop --stock\)"):
+    with pytest.raises(MedsegError, match=r"`label_rules=True` needs the fast path \(drop `stock=True`\)"):
         inference_overrides(tiny_run.bundle, InferenceOptions(stock=True, label_rules=True))

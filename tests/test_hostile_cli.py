@@ -123,7 +123,7 @@ def test_a_scan_over_the_memory_budget_is_refused_before_work(tmp_path, small_ct
     scan = small_ct / "imagesTs" / "liver_006.nii.gz"
     report = segment_report(ct_bundle, [scan], tmp_path / "out", weights=random_weights, max_memory=10**6)
     [error] = report.failed
-    assert error.path == scan and "more than the 1.0 MB allowed (--max-memory)" in str(error)
+    assert error.path == scan and "more than the 1.0 MB allowed (`max_memory`)" in str(error)
     assert not (tmp_path / "out").exists()
 
 

@@ -11,11 +11,11 @@ import numpy as np
 import pytest
 import SimpleITK as sitk
 
-from medseg.data.mni import load_template, resample
 from medseg.inference.options import InferenceOptions
 from medseg.inference.predict import segment
 from medseg.io.nifti import write_nifti
 from medseg.io.paths import CaseFiles
+from medseg.samples.mni import load_template, resample
 
 from .shapes import grid_affine
 

@@ -14,11 +14,11 @@ import numpy as np
 import pytest
 
 from medseg.bundles import BUILTIN_BUNDLES, Bundle
-from medseg.data.mni import load_template
-from medseg.data.mri_variants import MriVariant, render_variant
 from medseg.inference.options import InferenceOptions
 from medseg.inference.predict import segment
 from medseg.io.nifti import write_nifti
+from medseg.samples.mni import load_template
+from medseg.samples.mri_variants import MriVariant, render_variant
 
 pytestmark = pytest.mark.slow
 

@@ -6,10 +6,10 @@ import nibabel as nib
 import numpy as np
 import pytest
 
-from medseg.data.mni import load_template
-from medseg.data.mri_variants import HELD_OUT, MriVariant, render_variant
-from medseg.data.samples import write_mri_dataset
 from medseg.errors import MedsegError
+from medseg.samples.datasets import write_mri_dataset
+from medseg.samples.mni import load_template
+from medseg.samples.mri_variants import HELD_OUT, MriVariant, render_variant
 
 NOISY = MriVariant("noisy", spacing=(2.0, 2.0, 2.0), bias=0.3, noise=0.04, gamma=1.2, orientation="LPS")
 CLEAN = MriVariant("clean", spacing=(2.0, 2.0, 2.0), orientation="LPS")
@@ -60,5 +60,5 @@ def test_dataset_layout_and_held_out_cases(tmp_path):
 def test_test_cases_picks_the_first_held_out_checks(tmp_path):
     folder = write_mri_dataset(tmp_path / "mri", cases=1, test_cases=1, seed=3, workers=1)
     assert [path.name for path in (folder / "imagesTs").glob("*.nii.gz")] == [f"mni_{HELD_OUT[0].name}.nii.gz"]
-    with pytest.raises(MedsegError, match="--test-cases must be between 0 and 4"):
+    with pytest.raises(MedsegError, match="`test_cases` must be between 0 and 4"):
         write_mri_dataset(tmp_path / "more", cases=1, test_cases=5)

@@ -85,7 +85,7 @@ def test_2d_bundles_batch_whole_slices_and_refuse_tta():
     assert overrides("ct_liver_tumour_2d")["inferer"] == {**own("ct_liver_tumour_2d", "inferer"), "sw_batch_size": 64}
     assert overrides("ct_liver_tumour_2d", window="large")["inferer"]["overlap"] == 0.0
     assert overrides("ct_liver_tumour_2d", window="large", overlap=0.3)["inferer"]["overlap"] == 0.3
-    with pytest.raises(MedsegError, match="--tta is not available for the 2D bundle 'ct_liver_tumour_2d'"):
+    with pytest.raises(MedsegError, match="`tta=True` is not available for the 2D bundle 'ct_liver_tumour_2d'"):
         overrides("ct_liver_tumour_2d", tta=True)
 
 

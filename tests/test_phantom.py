@@ -2,8 +2,8 @@ import nibabel as nib
 import numpy as np
 import pytest
 
-from medseg.data.phantom import PRESETS, make_case, random_anatomy, random_grid
-from medseg.data.phantom.render import LIVER, TUMOUR
+from medseg.samples.phantom import PRESETS, make_case, random_anatomy, random_grid
+from medseg.samples.phantom.render import LIVER, TUMOUR
 
 
 @pytest.fixture(scope="module")

@@ -4,9 +4,9 @@ import nibabel as nib
 import numpy as np
 import pytest
 
-from medseg.data import samples
-from medseg.data.samples import write_ct_dataset
 from medseg.errors import MedsegError
+from medseg.samples import datasets as samples
+from medseg.samples.datasets import write_ct_dataset
 
 
 def test_msd_layout(small_ct):

@@ -4,10 +4,10 @@ import nibabel as nib
 import numpy as np
 import pytest
 
-from medseg.data.samples import write_ct_dataset
 from medseg.evaluation import evaluate, mean_dice
 from medseg.inference.options import InferenceOptions
 from medseg.inference.predict import segment
+from medseg.samples.datasets import write_ct_dataset
 
 from .overlap import dice
 

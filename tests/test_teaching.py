@@ -105,7 +105,7 @@ def test_figures_have_one_panel_per_network_and_three_for_instances(slices: Slic
 
 
 def test_teaching_tumours_are_uniform_and_conspicuous() -> None:
-    from medseg.data.phantom import make_case
+    from medseg.samples.phantom import make_case
     from medseg.teaching.slices import TUMOUR_CONTRAST_HU, _teaching_case
 
     original, teaching = make_case((0, 3), SLICE_GRID), _teaching_case(0, 3, SLICE_GRID)

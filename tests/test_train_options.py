@@ -70,6 +70,6 @@ def test_early_stopping_ends_a_run_whose_metric_stops_improving(tmp_path, ct_bun
 
 @pytest.mark.parametrize(("option", "value"), [("tracking", "wandb"), ("cache", "gpu"), ("presets", "mine")])
 def test_a_bad_option_stops_before_the_run_folder_is_made(tmp_path, ct_bundle, small_ct, option, value):
-    with pytest.raises(MedsegError, match=f"--{option}"):
+    with pytest.raises(MedsegError, match=f"`{option}"):
         train(ct_bundle, small_ct, output=tmp_path / "run", device="cpu", **{option: value})
     assert not (tmp_path / "run" / "configs").exists()

@@ -70,6 +70,7 @@ def test_the_wheel_carries_every_module_and_bundle_file(wheel):
     assert modules - names == set()
     assert bundle_files - names == set()
     assert "medseg/io/viewer.js" in names, "the report's slice viewer"
+    assert "medseg/py.typed" in names, "the type hints are for users (PEP 561)"
 
 
 def test_the_installed_wheel_lists_the_bundles_and_segments_a_scan(environment, tmp_path):

@@ -73,7 +73,7 @@ def test_spleen_fast_path_equals_bundle_run_and_names_reach_slicer(tmp_path: Pat
         options=InferenceOptions(stock=True),
         extras=False,
     )  # the bundle's own recipe, its inline SaveImaged replaced by medseg's writer
-    assert stock.path == "stock recipe (--stock)"
+    assert stock.path == "stock recipe (`stock=True`)"
     assert agreement(next((tmp_path / "stock").rglob("*.nii.gz")), stock.written[0]) >= AGREEMENT
 
 

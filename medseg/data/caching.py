@@ -88,9 +88,9 @@ def choose_cache(
         MedsegError: for an unknown ``kind``, or ``gpu`` without a CUDA device.
     """
     if kind not in CACHE_CHOICES:
-        raise MedsegError(f"--cache must be one of {', '.join(CACHE_CHOICES)}, got {kind!r}")
+        raise MedsegError(f"`cache` must be one of {', '.join(CACHE_CHOICES)}, got {kind!r}")
     if kind == "gpu" and gpu is None:
-        raise MedsegError("--cache gpu needs a CUDA device")
+        raise MedsegError("`cache='gpu'` needs a CUDA device")
     if kind == "gpu" or (kind == "auto" and gpu is not None and estimate <= gpu):
         assert gpu is not None
         return CacheChoice("gpu", estimate, gpu)

@@ -26,7 +26,7 @@ FLOAT32_MAX = float(np.finfo(np.float32).max)
 
 def _stored_header(image: nib.Nifti1Image, path: Path) -> nib.Nifti1Header:
     """The header as the file stores it, before nibabel's repairs."""
-    with ImageOpener(path) as handle:
+    with ImageOpener(str(path)) as handle:
         return type(image.header).from_fileobj(handle, check=False)
 
 

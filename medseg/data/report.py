@@ -1,15 +1,19 @@
-"""``medseg check-dataset``: print a dataset's problems, a summary table and its fingerprint."""
+"""Check a dataset and fingerprint it (``medseg check-dataset``, :func:`medseg.check_dataset`); describe both."""
 
 from __future__ import annotations
 
 import json
-from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from medseg.data.discover import discover
 from medseg.data.fingerprint import Fingerprint, fingerprint
 from medseg.data.validate import DatasetReport, check_dataset
 from medseg.io.atomic import write_text
+
+if TYPE_CHECKING:
+    from medseg.bundles import Bundle
 
 
 def summary_table(report: DatasetReport) -> str:
@@ -47,27 +51,48 @@ def describe_fingerprint(fp: Fingerprint, labels: dict[int, str] | None) -> str:
     return "\n".join(lines)
 
 
-def check_and_describe(
-    data: Path, bundle_name: str | None, fingerprint_file: Path | None, say: Callable[[str], None]
-) -> bool:
-    """Check a dataset and print the report; returns False when it has errors."""
+@dataclass(frozen=True)
+class DatasetCheck:
+    """A dataset's problems and, when any labelled case could be read, its fingerprint."""
+
+    report: DatasetReport
+    fingerprint: Fingerprint | None
+
+    @property
+    def ok(self) -> bool:
+        """Whether the dataset has no errors (warnings are allowed)."""
+        return not self.report.errors
+
+    def describe(self) -> str:
+        """One line per problem, the summary table and the fingerprint, as ``medseg check-dataset`` prints them."""
+        lines = [*map(str, self.report.problems), summary_table(self.report)]
+        if self.fingerprint is not None:
+            lines.append(describe_fingerprint(self.fingerprint, self.report.dataset.labels))
+        return "\n".join(lines)
+
+
+def check_and_fingerprint(
+    data: str | Path, bundle: Bundle | None, fingerprint_file: str | Path | None, *, progress: bool
+) -> DatasetCheck:
+    """Check a dataset (against ``bundle``'s labels and channels, if given) and fingerprint it.
+
+    Args:
+        data: the dataset folder or CSV file (see :func:`medseg.data.discover.discover`).
+        bundle: the bundle whose labels and input channels the cases must have; None checks
+            against the dataset's own ``dataset.json``.
+        fingerprint_file: where to write the fingerprint as JSON, if anywhere.
+        progress: show a progress bar (tqdm, on stderr).
+    """
     from tqdm import tqdm
 
     labels = channels = None
-    if bundle_name is not None:
-        from medseg.bundles import find_bundle
-
-        bundle = find_bundle(bundle_name)
+    if bundle is not None:
         labels, channels = {label.value for label in bundle.labels}, bundle.input_channels
     dataset = discover(data)
-    with tqdm(total=len(dataset.training) + len(dataset.test), desc="checking cases", unit="case") as bar:
+    total = len(dataset.training) + len(dataset.test)
+    with tqdm(total=total, desc="checking cases", unit="case", disable=not progress) as bar:
         report = check_dataset(dataset, labels=labels, channels=channels, progress=lambda n: bar.update(1))
-    for problem in report.problems:
-        say(str(problem))
-    say(summary_table(report))
-    if report.stats:
-        fp = fingerprint(report.stats)
-        say(describe_fingerprint(fp, dataset.labels))
-        if fingerprint_file is not None:
-            write_text(fingerprint_file, json.dumps(fp.to_dict(), indent=2) + "\n")
-    return not report.errors
+    fp = fingerprint(report.stats) if report.stats else None
+    if fp is not None and fingerprint_file is not None:
+        write_text(fingerprint_file, json.dumps(fp.to_dict(), indent=2) + "\n")
+    return DatasetCheck(report, fp)

@@ -157,7 +157,8 @@ def check_scan_header(path: str | Path, *, channels: int = 1) -> ScanInfo:
     try:
         image = _open(path)
         header = image.header
-        expected = int(image.dataobj.offset) + int(np.prod(image.shape)) * header.get_data_dtype().itemsize
+        offset = image.dataobj.offset  # type: ignore[attr-defined]  # a file's voxels: an ArrayProxy, which has one
+        expected = int(offset) + int(np.prod(image.shape)) * header.get_data_dtype().itemsize
     except READ_ERRORS as error:
         raise MedsegError(f"cannot read NIfTI ({error})", path) from None
     found = _channels_of(tuple(image.shape), path, channels)
@@ -258,7 +259,9 @@ class CaseReport:
 
 def _read_image(case: Case, channels: int | None) -> tuple[np.ndarray, np.ndarray, tuple[int, ...]]:
     """Image voxels ``(X, Y, Z, C)``, affine and spatial shape; channels from one file or several."""
-    arrays, affine, shape = [], None, None
+    arrays: list[np.ndarray] = []
+    affine: np.ndarray | None = None
+    shape: tuple[int, ...] = ()
     for path in case.image:
         image, data = _load(path)
         _channels_of(data, path, 1 if len(case.image) > 1 else channels)
@@ -268,6 +271,7 @@ def _read_image(case: Case, channels: int | None) -> tuple[np.ndarray, np.ndarra
         arrays.append(data.reshape(*data.shape[:3], -1))
     if len(case.image) > 1 and channels is not None and len(case.image) != channels:
         raise MedsegError(f"has {len(case.image)} channel files; expected {channels}", case.image[0])
+    assert affine is not None  # a case has at least one image file (discovery makes none without)
     return np.concatenate(arrays, axis=3), affine, shape
 
 

@@ -45,7 +45,9 @@ class EnsembleInferer(Inferer):
         self.inferer, self.activation = inferer, activation
         self.members = [_state_dict(path) for path in weights]
 
-    def __call__(self, inputs: torch.Tensor, network: torch.nn.Module, *args: Any, **kwargs: Any) -> torch.Tensor:
+    def __call__(  # type: ignore[override]  # it loads each member's weights: a module, not any callable
+        self, inputs: torch.Tensor, network: torch.nn.Module, *args: Any, **kwargs: Any
+    ) -> torch.Tensor:
         """Logits ``(B, C_out, *spatial)`` whose activation is the members' mean probability."""
         total: torch.Tensor | None = None
         for state in self.members:

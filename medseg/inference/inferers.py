@@ -94,9 +94,10 @@ class CpuTunedInferer(Inferer):
         """Predict ``(B, C_out, x, y, z)`` from ``inputs`` ``(B, C_in, x, y, z)``."""
         if not (inputs.ndim == 5 and inputs.device.type == "cpu" and _on_cpu(network)):
             return self.inferer(inputs, network, *args, **kwargs)
+        assert isinstance(network, torch.nn.Module)  # _on_cpu says so
         model = copy.deepcopy(network)
         fold_batch_norms(model)  # folds only batch norms in eval mode
-        model = model.to(memory_format=torch.channels_last_3d)
+        model = model.to(memory_format=torch.channels_last_3d)  # type: ignore[call-overload]  # torch's stubs omit it
 
         def predict(window: torch.Tensor, *more: Any, **options: Any) -> torch.Tensor:
             return model(window.contiguous(memory_format=torch.channels_last_3d), *more, **options).contiguous()
@@ -143,7 +144,7 @@ class LargeWindowInferer(Inferer):
 
         if all(r >= s for r, s in zip(roi, inputs.shape[2:], strict=True)):
             return _padded_call(predict, inputs, roi)
-        return sliding_window_inference(
+        return sliding_window_inference(  # type: ignore[return-value]  # a tensor, as ``predict`` returns one
             inputs,
             roi,
             sw_batch_size=1,
@@ -160,7 +161,9 @@ def _padded_call(predict: Predictor, inputs: torch.Tensor, roi: Sequence[int]) -
     spatial = inputs.shape[2:]
     padding = [amount for r, s in zip(reversed(roi), reversed(spatial), strict=True) for amount in (0, r - s)]
     output = predict(F.pad(inputs, padding))
-    return output[(..., *(slice(0, s) for s in spatial))]
+    for axis, size in enumerate(spatial, start=output.ndim - len(spatial)):
+        output = output.narrow(axis, 0, size)
+    return output
 
 
 class MirrorInferer(Inferer):

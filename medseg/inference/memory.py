@@ -54,6 +54,6 @@ def check_memory(scan: ScanInfo, bundle: Bundle, budget: int) -> None:
     if needed > budget:
         raise MedsegError(
             f"needs about {readable_size(needed)} of memory to segment, more than the {readable_size(budget)} allowed "
-            "(--max-memory)",
+            "(`max_memory`)",
             scan.path,
         )

@@ -84,7 +84,7 @@ def _fast_inferer(bundle: Bundle, options: InferenceOptions, changes: Mapping[st
     """The bundle's windows (or large ones) through a CPU-tuned network; big slice batches for a 2D network."""
     if len(_image_format(bundle)["spatial_shape"]) == 2:
         if options.tta:
-            raise MedsegError(f"--tta is not available for the 2D bundle {bundle.name!r}")
+            raise MedsegError(f"`tta=True` is not available for the 2D bundle {bundle.name!r}")
         inferer = {**_stock_inferer(bundle, options, changes), "sw_batch_size": 64}
         if options.window == "large" and options.overlap is None:
             inferer["overlap"] = 0.0
@@ -102,7 +102,7 @@ def _fast_inferer(bundle: Bundle, options: InferenceOptions, changes: Mapping[st
     if options.tta:
         axes = _image_format(bundle).get("mirror_axes", [])
         if not axes:
-            raise MedsegError(f"bundle {bundle.name!r} was not trained with mirroring, so --tta would hurt it")
+            raise MedsegError(f"bundle {bundle.name!r} was not trained with mirroring, so `tta=True` would hurt it")
         windows = {"_target_": "medseg.inference.inferers.MirrorInferer", "inferer": windows, "axes": axes}
     # outermost, so that the network is copied and tuned once per scan, not once per mirror image
     return {"_target_": "medseg.inference.inferers.CpuTunedInferer", "inferer": windows}
@@ -164,7 +164,7 @@ def chosen_path(bundle: Bundle, options: InferenceOptions) -> str:
     """One line that says which path ``options`` run on the bundle, and why."""
     reason = read_recipe(bundle.parsed("inference")).fast_reason
     if options.stock:
-        return "stock recipe (--stock)"
+        return "stock recipe (`stock=True`)"
     return "fast path" if reason is None else f"stock recipe, because {reason}"
 
 
@@ -184,19 +184,19 @@ def inference_overrides(
     if options.coarse:
         spacing = bundle.parsed("inference").content.get("spacing")
         if spacing is None:
-            raise MedsegError(f"bundle {bundle.name!r} has no top-level 'spacing' to coarsen for --fast")
+            raise MedsegError(f"bundle {bundle.name!r} has no top-level 'spacing' to coarsen for `coarse=True`")
         overrides["spacing"] = [s * COARSE_FACTOR if s > 0 else s for s in spacing]
     recipe = read_recipe(bundle.parsed("inference"))
     overrides.update(_channels_first(bundle))
     if options.stock or recipe.fast_reason is not None:
         fast_only = {
-            "--tta": options.tta,
-            "--window large": options.window != "patch",
-            "--label-rules": options.label_rules,
+            "`tta=True`": options.tta,
+            "`window='large'`": options.window != "patch",
+            "`label_rules=True`": options.label_rules,
         }
         asked = [flag for flag, on in fast_only.items() if on]
         if asked:
-            why = "drop --stock" if options.stock else f"bundle {bundle.name!r} runs its own recipe"
+            why = "drop `stock=True`" if options.stock else f"bundle {bundle.name!r} runs its own recipe"
             raise MedsegError(f"{asked[0]} needs the fast path ({why})")
         inferer = _stock_inferer(bundle, options, changes)
         if "writer" not in bundle.parsed("inference").content:

@@ -11,6 +11,7 @@ statistics, the run's table and its report.
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
+from pathlib import Path
 
 import numpy as np
 
@@ -32,7 +33,7 @@ VOLUME_FACTOR = 2.0
 SAMPLE_STEP = 4
 
 
-def check_spacing(affine: np.ndarray, path: object) -> None:
+def check_spacing(affine: np.ndarray, path: str | Path) -> None:
     """Refuse a grid whose voxel sides no scanner makes.
 
     Args:

@@ -55,6 +55,14 @@ class SegmentReport:
     failed: list[MedsegError] = field(default_factory=list)
     warnings: list[str] = field(default_factory=list)
 
+    def raise_failures(self, scans: int) -> None:
+        """Raise if any of the ``scans`` failed: a single failure as its own error, several counted in one."""
+        if len(self.failed) == 1 and not self.written:
+            raise self.failed[0]
+        if self.failed:
+            details = "; ".join(str(error) for error in self.failed[:3])
+            raise MedsegError(f"{len(self.failed)} of {scans} scans failed: {details}")
+
 
 def _unique_names(paths: Sequence[Path]) -> None:
     seen: dict[str, Path] = {}
@@ -78,7 +86,7 @@ def _check_modality(found: str | None, bundle: Bundle, source: Path) -> None:
     if found is not None and found != bundle.modality:
         raise MedsegError(
             f"is {MODALITY_WORDS.get(found, found)} scan; bundle {bundle.name} segments {bundle.modality} "
-            "(--ignore-modality runs it anyway)",
+            "(`ignore_modality=True` runs it anyway)",
             source,
         )
 
@@ -273,9 +281,5 @@ def segment(bundle: Bundle, inputs: Sequence[str | Path], output_dir: str | Path
     (the masks of the scans that succeeded are kept).
     """
     report = segment_report(bundle, inputs, output_dir, **kwargs)
-    if len(report.failed) == 1 and not report.written:
-        raise report.failed[0]
-    if report.failed:
-        details = "; ".join(str(error) for error in report.failed[:3])
-        raise MedsegError(f"{len(report.failed)} of {len(inputs)} scans failed: {details}")
+    report.raise_failures(len(inputs))
     return report.written

@@ -26,6 +26,7 @@ from medseg import __version__
 from medseg.bundles import Bundle
 from medseg.devices import resolve_device
 from medseg.inference.options import InferenceOptions
+from medseg.io.fast_nifti import read_nifti
 
 
 def sha256(path: str | Path) -> str:
@@ -99,7 +100,7 @@ def _plain(value: Any) -> Any:
 
 def scan_geometry(scan: str | Path) -> dict[str, Any]:
     """A NIfTI scan's size (voxels, per spatial axis), channels, voxel spacing (mm) and orientation codes."""
-    image = nib.load(scan)
+    image = read_nifti(scan)
     shape = image.shape
     return {
         "size": [int(n) for n in shape[:3]],

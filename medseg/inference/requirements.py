@@ -83,6 +83,8 @@ def check_network(bundle: Bundle, overrides: dict[str, Any]) -> None:
 
     config = bundle.parsed("inference")
     network = with_overrides(config.content, overrides).get("network_def")
+    if not isinstance(network, dict):
+        return
     name = target_name(network)
     cls = None if name is None else _network_class(network["_target_"])
     if cls is None:

@@ -19,7 +19,6 @@ from collections.abc import Callable, Hashable, Mapping
 from pathlib import Path
 from typing import Any
 
-import nibabel as nib
 import numpy as np
 import torch
 import torch.nn.functional as F
@@ -28,6 +27,7 @@ from monai.data import MetaTensor
 from monai.transforms import MapTransform
 
 from medseg.errors import MedsegError
+from medseg.io.fast_nifti import read_nifti
 
 Decide = Callable[[dict[str, torch.Tensor]], dict[str, torch.Tensor]]
 
@@ -132,7 +132,8 @@ def _separable_slabs(
         coords = ticks * float(transform[network_axis, source_axis]) + float(transform[network_axis, 3])
         coordinates.append((source_axis, coords.clamp(-1.0, padded.shape[network_axis + 1] - 1.0)))
     for k0 in range(start[2], stop[2] + 1, step):
-        views, indices = [], []
+        views: list[torch.Tensor] = []
+        indices: list[torch.Tensor] = []
         for source_axis, coords in coordinates:
             part = coords[k0 - start[2] : k0 - start[2] + step] if source_axis == 2 else coords
             shape = [1, 1, 1]
@@ -287,8 +288,9 @@ class ResampleToSourced(MapTransform):
             source = Path(pred.meta["filename_or_obj"])
             if not torch.isfinite(pred).all():
                 raise MedsegError("the network output is not finite: the scan holds NaN or infinite values", source)
-            header = nib.load(source)
-            grid = (np.asarray(pred.affine, float), header.affine, tuple(header.shape[:3]))
+            header = read_nifti(source)
+            x, y, z = header.shape[:3]
+            grid = (np.asarray(pred.affine, float), header.affine, (x, y, z))
             if self.nearest:
                 on_network = _labels(self.decide, pred.as_tensor())
                 labels = nearest_to_source_grid(on_network, *grid, slab_voxels=self.slab_voxels)

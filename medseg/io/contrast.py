@@ -26,7 +26,15 @@ ACCENTS = ((0.0, 0.75, 1.0), (1.0, 0.25, 0.75), (1.0, 0.55, 0.0), (0.35, 0.9, 0.
 LUMINANCE = np.array([0.2126, 0.7152, 0.0722])
 
 
-def luminance(rgb: Sequence[float]) -> float:
+Colour = Sequence[float] | np.ndarray  # (3,) red, green, blue in 0-1
+
+
+def _rgb(values: Colour) -> tuple[float, float, float]:
+    red, green, blue = (float(v) for v in values)
+    return red, green, blue
+
+
+def luminance(rgb: Colour) -> float:
     """Luminance (0-1) of a colour given as ``(3,)`` red, green, blue in 0-1."""
     return float(LUMINANCE @ np.asarray(rgb, float))
 
@@ -39,7 +47,7 @@ def edge_pixels(inside: np.ndarray) -> np.ndarray:
     return ndimage.binary_dilation(inside) & ~ndimage.binary_erosion(inside)
 
 
-def contrasting(rgb: Sequence[float], background: float) -> tuple[float, float, float]:
+def contrasting(rgb: Colour, background: float) -> tuple[float, float, float]:
     """``rgb`` (0-1), mixed with black or white just enough to differ from grey ``background`` (0-1).
 
     The colour moves on the side of the background it already lies on (lighter stays lighter), unless
@@ -49,7 +57,7 @@ def contrasting(rgb: Sequence[float], background: float) -> tuple[float, float, 
     colour = np.asarray(rgb, float)
     own = luminance(colour)
     if abs(own - background) >= MIN_CONTRAST:
-        return tuple(float(v) for v in colour)
+        return _rgb(colour)
     lighter = background + MIN_CONTRAST <= 1 and (own >= background or background - MIN_CONTRAST < 0)
     if lighter:
         mix = (background + MIN_CONTRAST - own) / (1 - own)
@@ -57,12 +65,10 @@ def contrasting(rgb: Sequence[float], background: float) -> tuple[float, float, 
     else:
         mix = 1 - (background - MIN_CONTRAST) / own
         shifted = colour * (1 - mix)
-    return tuple(float(v) for v in np.clip(shifted, 0.0, 1.0))
+    return _rgb(np.clip(shifted, 0.0, 1.0))
 
 
-def readable_colours(
-    colours: Sequence[Sequence[float]], backgrounds: Sequence[float]
-) -> list[tuple[float, float, float]]:
+def readable_colours(colours: Sequence[Colour], backgrounds: Sequence[float]) -> list[tuple[float, float, float]]:
     """Each colour (0-1) made to stand out from its own background grey (0-1), as the module says.
 
     Args:

@@ -10,11 +10,17 @@ NIfTI-2 and other formats fall back to ``nibabel.load``.
 from __future__ import annotations
 
 import gzip
+import io
+import os
 from pathlib import Path
+from types import ModuleType
 
 import nibabel as nib
 import numpy as np
 
+from medseg.errors import MedsegError
+
+fast_gzip: ModuleType
 try:
     from isal import igzip as fast_gzip
 except ImportError:  # pragma: no cover - isal is a dependency; keep working without it
@@ -25,21 +31,34 @@ SLAB = 16  # slices along the third axis per block when reordering voxels into C
 NIFTI1_SIZES = ((348).to_bytes(4, "little"), (348).to_bytes(4, "big"))  # sizeof_hdr, either byte order
 
 
-def _open(path: Path):
+def _open(path: Path) -> io.BufferedIOBase:
     return fast_gzip.open(path, "rb") if path.name.endswith(".gz") else path.open("rb")
 
 
-def load_nifti(path: str | Path) -> nib.Nifti1Image:
+def read_nifti(path: str | Path) -> nib.Nifti1Image:
+    """``nibabel.load`` of a NIfTI-1 or NIfTI-2 file (a ``Nifti1Image`` either way), voxels read on demand.
+
+    Raises:
+        MedsegError: the file holds another kind of image.
+    """
+    image = nib.load(path)
+    if not isinstance(image, nib.Nifti1Image):
+        raise MedsegError(f"is a {type(image).__name__}, not a NIfTI image", path)
+    return image
+
+
+def load_nifti(path: str | os.PathLike[str]) -> nib.Nifti1Image:
     """Load a NIfTI-1 file (``.nii`` or ``.nii.gz``) with its voxels in memory, scaled as nibabel scales them."""
     path = Path(path)
     with _open(path) as handle:
         if handle.read(4) not in NIFTI1_SIZES:
-            return nib.load(path)  # NIfTI-2, or not NIfTI at all: nibabel decides
+            return read_nifti(path)  # NIfTI-2, or not NIfTI at all: nibabel decides
         handle.seek(0)
         header = nib.Nifti1Header.from_fileobj(handle, check=False)
         handle.seek(int(header.get_data_offset()))
         data = np.empty(header.get_data_shape(), dtype=header.get_data_dtype(), order="F")
-        view = memoryview(data.reshape(-1, order="A").view(np.uint8))
+        flat = data.reshape(-1, order="A").view(np.uint8)
+        view = memoryview(flat)  # type: ignore[arg-type]  # an ndarray is a buffer; numpy's stubs say so for 3.12+ only
         filled = 0
         while filled < len(view):
             count = handle.readinto(view[filled : filled + CHUNK])

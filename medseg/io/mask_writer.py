@@ -12,12 +12,12 @@ from collections.abc import Hashable, Mapping
 from pathlib import Path
 from typing import Any
 
-import nibabel as nib
 import numpy as np
 from monai.config import KeysCollection
 from monai.transforms import MapTransform
 
 from medseg.errors import MedsegError
+from medseg.io.fast_nifti import read_nifti
 from medseg.io.nifti import write_nifti
 from medseg.io.paths import mask_path
 
@@ -51,7 +51,7 @@ class SaveMaskd(MapTransform):
 
     def write(self, mask: np.ndarray, source: Path, carried_affine: np.ndarray | None = None) -> Path:
         """Write ``mask`` ``(X, Y, Z)`` for the scan at ``source``; returns the mask's path."""
-        header = nib.load(source)
+        header = read_nifti(source)
         shape = tuple(header.shape[:3])
         if mask.shape != shape:
             raise MedsegError(f"prediction shape {mask.shape} does not match the scan's {shape}", source)

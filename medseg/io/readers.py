@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
+import os
 from collections.abc import Sequence
-from pathlib import Path
 from typing import Any
 
 import nibabel as nib
@@ -41,7 +41,7 @@ class FastNibabelReader(NibabelReader):
             data: a file, or several files of the same grid.
             **kwargs: ignored (nibabel's loading options do not apply to :func:`load_nifti`).
         """
-        names = [data] if isinstance(data, str | Path) else list(data)
+        names = [data] if isinstance(data, str | os.PathLike) else list(data)
         self.filenames = names
         images = [correct_nifti_header_if_necessary(load_nifti(name)) for name in names]
         return images if len(images) > 1 else images[0]

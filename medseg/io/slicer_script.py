@@ -82,10 +82,10 @@ def _scan_of(files: CaseFiles, scan_dir: Path | None) -> Path:
             raise MedsegError(f"no scan named {files.name} (.nii, .nii.gz or a DICOM folder) in {scan_dir}", files.mask)
         return found
     if not files.stats.is_file():
-        raise MedsegError(f"no {files.stats.name} records its scan; pass --scan-dir", files.mask)
+        raise MedsegError(f"no {files.stats.name} records its scan; pass `scan_dir`", files.mask)
     scan = Path(read_case_stats(files.stats)["scan"])
     if not scan.exists():
-        raise MedsegError(f"its scan {scan} is gone; pass --scan-dir", files.mask)
+        raise MedsegError(f"its scan {scan} is gone; pass `scan_dir`", files.mask)
     return scan
 
 

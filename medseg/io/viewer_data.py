@@ -91,7 +91,7 @@ def _packed(volume: np.ndarray) -> str:
 def _stored_axes(affine: np.ndarray, shape: Sequence[int]) -> list[dict[str, Any]]:
     """For each RAS-ordered axis: the length of the scan's own axis it comes from, and whether it runs backwards."""
     orientation = nib.orientations.io_orientation(affine)
-    axes = [{}, {}, {}]
+    axes: list[dict[str, Any]] = [{}, {}, {}]
     for axis, (ras_axis, direction) in enumerate(orientation):
         axes[int(ras_axis)] = {"length": int(shape[axis]), "reversed": bool(direction < 0)}
     return axes

@@ -119,6 +119,8 @@ def score(prediction: np.ndarray, reference: np.ndarray, spacing: np.ndarray, to
         surface = SurfaceDiceMetric([tolerance_mm] * len(CLASSES), include_background=False, reduction="none")(
             pred, ref, spacing=pixel_spacing
         )
+    # reduction="none": one tensor each
+    assert isinstance(dice, torch.Tensor) and isinstance(hd95, torch.Tensor) and isinstance(surface, torch.Tensor)
     present = ref[:, 1:].flatten(2).any(dim=2)  # (N, classes - 1)
     missed = present & ~pred[:, 1:].flatten(2).any(dim=2)
     diagonal = torch.from_numpy(np.linalg.norm(spacing * prediction.shape[2:], axis=1)).float()[:, None]

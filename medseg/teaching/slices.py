@@ -16,10 +16,10 @@ from dataclasses import dataclass, replace
 
 import numpy as np
 
-from medseg.data.phantom import Anatomy, GridPreset, PhantomCase
-from medseg.data.phantom.anatomy import random_anatomy
-from medseg.data.phantom.grid import random_grid
-from medseg.data.phantom.render import render
+from medseg.samples.phantom import Anatomy, GridPreset, PhantomCase
+from medseg.samples.phantom.anatomy import random_anatomy
+from medseg.samples.phantom.grid import random_grid
+from medseg.samples.phantom.render import render
 
 SLICE_GRID = GridPreset("teaching", matrix=96, spacing_xy_mm=(3.0, 4.5), slice_mm=(8.0, 8.0), slices=12)
 HU_WINDOW = (-150.0, 250.0)
@@ -55,7 +55,7 @@ def _conspicuous(anatomy: Anatomy) -> Anatomy:
 
 
 def _teaching_case(seed: int, index: int, grid: GridPreset) -> PhantomCase:
-    """Like :func:`medseg.data.phantom.make_case`, with the tumours made :func:`_conspicuous`."""
+    """Like :func:`medseg.samples.phantom.make_case`, with the tumours made :func:`_conspicuous`."""
     rng = np.random.default_rng((seed, index))
     anatomy = _conspicuous(random_anatomy(rng))
     case_grid = random_grid(rng, anatomy, grid)

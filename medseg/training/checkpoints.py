@@ -34,4 +34,4 @@ class AtomicCheckpointSaver(CheckpointSaver):
         for checkpoint in (self._final_checkpoint, self._key_metric_checkpoint, self._interval_checkpoint):
             if checkpoint is not None:
                 disk = checkpoint.save_handler
-                disk._save_func = partial(_save_atomically, disk.kwargs)
+                disk._save_func = partial(_save_atomically, disk.kwargs)  # type: ignore[method-assign]  # no option for it

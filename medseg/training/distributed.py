@@ -40,9 +40,9 @@ class Launcher:
 
     def __post_init__(self) -> None:
         if self.nproc < 1:
-            raise MedsegError(f"--nproc must be at least 1, got {self.nproc}")
+            raise MedsegError(f"`nproc` must be at least 1, got {self.nproc}")
         if self.nnodes != "1" and self.rdzv_endpoint is None:
-            raise MedsegError("training on several nodes needs --rdzv-endpoint HOST:PORT")
+            raise MedsegError("training on several nodes needs `rdzv_endpoint='HOST:PORT'`")
 
     def command(self, spec: Path) -> list[str]:
         """The command line that runs ``spec`` on this node: ``torchrun``'s, through medseg's agent.

@@ -54,7 +54,7 @@ class HistoryRecorder:
             return list(csv.DictReader(handle))
 
     def _collect(self, engine: Engine) -> None:
-        output = engine.state.output
+        output: Any = engine.state.output  # the trainer's output_transform decides its type
         items = output if isinstance(output, list) else [output]
         self._losses.extend(float(item[self.loss_key]) for item in items if self.loss_key in item)
 

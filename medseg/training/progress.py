@@ -24,7 +24,7 @@ class LossProgressBar(ProgressBar):
         super().__init__(**tqdm_kwargs)
         self.loss_key = loss_key
 
-    def attach(self, engine: Engine, *args: Any, **kwargs: Any) -> None:  # type: ignore[override]
-        """Show ``{loss_key: value}`` beside the bar of each epoch."""
+    def attach(self, engine: Engine, **kwargs: Any) -> None:  # type: ignore[override]
+        """Show ``{loss_key: value}`` beside the bar of each epoch (``kwargs`` as ``ProgressBar.attach``'s)."""
         loss = from_engine([self.loss_key], first=True)
-        super().attach(engine, *args, output_transform=lambda output: {self.loss_key: loss(output)}, **kwargs)
+        super().attach(engine, output_transform=lambda output: {self.loss_key: loss(output)}, **kwargs)

@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import random
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import numpy as np
 import torch
@@ -34,7 +34,8 @@ class RandomState:
     def state_dict(self) -> dict[str, Any]:
         """The Python, NumPy, torch CPU and (where present) CUDA generator states."""
         version, python_state, gauss = random.getstate()
-        name, keys, position, has_gauss, cached = np.random.get_state()
+        legacy = cast(tuple[str, np.ndarray, int, int, float], np.random.get_state())  # MT19937's, as a tuple
+        name, keys, position, has_gauss, cached = legacy
         return {
             "python": [version, list(python_state), gauss],
             "numpy": [name, torch.from_numpy(keys.astype(np.int64)), position, has_gauss, cached],
@@ -71,12 +72,13 @@ class BestMetric:
     def state_dict(self) -> dict[str, float | int]:
         """The best key metric and the epoch it was reached in (-1 before any validation)."""
         state = self.validator.state
-        return {"best_metric": float(state.best_metric), "best_metric_epoch": int(state.best_metric_epoch)}
+        best, epoch = state.best_metric, state.best_metric_epoch  # type: ignore[attr-defined]  # set by MONAI's evaluator
+        return {"best_metric": float(best), "best_metric_epoch": int(epoch)}
 
     def load_state_dict(self, state: dict[str, float | int]) -> None:
         """Restore the best metric; where one was reached, the saver's record of the best model too."""
-        self.validator.state.best_metric = state["best_metric"]
-        self.validator.state.best_metric_epoch = state["best_metric_epoch"]
+        self.validator.state.best_metric = state["best_metric"]  # type: ignore[attr-defined]  # ignite's State
+        self.validator.state.best_metric_epoch = state["best_metric_epoch"]  # type: ignore[attr-defined]  # takes any
         if state["best_metric_epoch"] >= 0:
             self.saver.load_state_dict({"_saved": [(state["best_metric"], self.filename)]})
 
@@ -104,5 +106,5 @@ def latest_checkpoint(models_dir: Path) -> Path:
     """
     found = sorted(models_dir.glob(CHECKPOINT_GLOB))
     if not found:
-        raise MedsegError("--resume: this run has saved no checkpoint to resume from", models_dir)
+        raise MedsegError("`resume=True`: this run has saved no checkpoint to resume from", models_dir)
     return max(found, key=checkpoint_iteration)

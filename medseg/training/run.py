@@ -94,7 +94,7 @@ def checked_dataset(bundle: Bundle, data_dir: str | Path, say: Callable[[str], N
 def _presets(bundle: Bundle, fp: Fingerprint, mode: str, fine_tuning: bool) -> dict[str, Any]:
     """Settings from the fingerprint, never finer than the bundle's own spacing (its compute budget)."""
     if mode not in PRESET_CHOICES:
-        raise MedsegError(f"--presets must be one of {', '.join(PRESET_CHOICES)}, got {mode!r}")
+        raise MedsegError(f"`presets` must be one of {', '.join(PRESET_CHOICES)}, got {mode!r}")
     if mode == "bundle" or (mode == "auto" and fine_tuning):
         return {}
     defaults = top_level_values(bundle, "train", PRESET_KEYS)
@@ -145,7 +145,7 @@ def _prepare(
 ) -> LaunchSpec:
     """Steps 1-5 of the module docstring: check, fingerprint, derive the run bundle, split, cache; the spec."""
     if (run_dir / "configs").exists():
-        raise MedsegError("already holds a training run; choose a new --output, or --resume it", run_dir)
+        raise MedsegError("already holds a training run; choose a new `output`, or `resume=True` it", run_dir)
     report = checked_dataset(bundle, data_dir, say)
     fp = fingerprint(report.stats)
     seed = {} if plan.seed is None else {"seed": plan.seed}
@@ -216,21 +216,21 @@ def _resumed(run_dir: Path, data_dir: str | Path, epochs: int | None) -> LaunchS
     """The spec of the run in ``run_dir``, set to continue from its last checkpoint."""
     spec_path = run_dir / SPEC_FILE
     if not spec_path.is_file():
-        raise MedsegError(f"--resume: no prepared training run here ({SPEC_FILE} is missing)", run_dir)
+        raise MedsegError(f"`resume=True`: no prepared training run here ({SPEC_FILE} is missing)", run_dir)
     facts = json.loads((run_dir / "run.json").read_text(encoding="utf-8"))
     if Path(data_dir).resolve() != Path(facts["data"]):
-        raise MedsegError(f"--resume: this run trains on {facts['data']}, not on the --data given", data_dir)
+        raise MedsegError(f"`resume=True`: this run trains on {facts['data']}, not on the `data` given", data_dir)
     spec = LaunchSpec.load(spec_path)
     checkpoint = latest_checkpoint(run_dir / "models")
     planned = spec.overrides.get("train#trainer#max_epochs") or _bundle_epochs(Bundle(Path(spec.bundle)))
     if epochs is not None and epochs != planned:
         raise MedsegError(
-            f"--resume continues the {planned} epochs the run's learning-rate schedule was made for; "
-            "to train longer, start a new run from its weights (--weights RUN/models/model.pt)"
+            f"`resume=True` continues the {planned} epochs the run's learning-rate schedule was made for; "
+            "to train longer, start a new run from its weights (`weights=RUN/models/model.pt`)"
         )
     done = epochs_done(checkpoint)
     if done >= planned:
-        raise MedsegError(f"--resume: the run has finished its {planned} epochs", run_dir)
+        raise MedsegError(f"`resume=True`: the run has finished its {planned} epochs", run_dir)
     facts.setdefault("resumed", []).append({"from": str(checkpoint), "epochs_done": done, "command": sys.argv})
     write_text(run_dir / "run.json", json.dumps(facts, indent=2, default=str) + "\n")
     spec.resume_from = str(checkpoint.resolve())
@@ -252,7 +252,7 @@ def _placed(spec: LaunchSpec, device: str, launcher: Launcher | None) -> LaunchS
         return replace(spec, configs=["train"], overrides={**overrides, "device": device_expression(device)})
     name = resolve_device(device)
     if name != "cpu" and device.strip().lower() not in ("auto", "cuda"):
-        raise MedsegError(f"--nproc runs one process per GPU; use --device cuda (or auto), not {device!r}")
+        raise MedsegError(f"`nproc` runs one process per GPU; use `device='cuda'` (or auto), not {device!r}")
     cpu = {"device": device_expression("cpu")} if name == "cpu" else {}
     return replace(spec, configs=["train", "multi_gpu_train"], overrides={**overrides, **cpu})
 
@@ -309,9 +309,9 @@ def train(
         The run folder (a bundle), its best weights and its per-epoch history.
     """
     if epochs is not None and epochs < 1:
-        raise MedsegError(f"--epochs must be at least 1, got {epochs}")
+        raise MedsegError(f"`epochs` must be at least 1, got {epochs}")
     if resume and output is None:
-        raise MedsegError("--resume needs --output: the run folder to continue")
+        raise MedsegError("`resume=True` needs `output`: the run folder to continue")
     run_dir = Path(output) if output is not None else default_output(bundle)
     if resume:
         spec = _resumed(run_dir, data_dir, epochs)

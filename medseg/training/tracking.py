@@ -24,11 +24,11 @@ def tracking_overrides(tracking: str, run_dir: Path, bundle_name: str) -> tuple[
         MedsegError: for an unknown choice, or MLflow asked for but not installed.
     """
     if tracking not in TRACKING_CHOICES:
-        raise MedsegError(f"--tracking must be one of {', '.join(TRACKING_CHOICES)}, got {tracking!r}")
+        raise MedsegError(f"`tracking` must be one of {', '.join(TRACKING_CHOICES)}, got {tracking!r}")
     if tracking == "tensorboard":
         return None, {}
     if importlib.util.find_spec("mlflow") is None:
-        raise MedsegError("--tracking mlflow needs MLflow: pip install 'medseg[mlflow]'")
+        raise MedsegError("`tracking='mlflow'` needs MLflow: pip install 'medseg[mlflow]'")
     store = run_dir.resolve() / "mlflow" / "mlruns.db"
     store.parent.mkdir(parents=True, exist_ok=True)
     return "mlflow", {

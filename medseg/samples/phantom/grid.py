@@ -6,7 +6,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from medseg.data.phantom.anatomy import Anatomy
+from medseg.samples.phantom.anatomy import Anatomy
 
 
 @dataclass(frozen=True)

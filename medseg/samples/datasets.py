@@ -1,10 +1,10 @@
 """Embedded sample data written as Medical Segmentation Decathlon (MSD) datasets.
 
-- ``ct``: synthetic abdominal CT with liver and tumour labels (:mod:`medseg.data.phantom`);
+- ``ct``: synthetic abdominal CT with liver and tumour labels (:mod:`medseg.samples.phantom`);
 - ``mri``: the real MNI152 T1 from nilearn and versions of it as other scanners would show it,
-  with grey- and white-matter labels (:mod:`medseg.data.mri_variants`);
+  with grey- and white-matter labels (:mod:`medseg.samples.mri_variants`);
 - ``brats``: synthetic brain tumours inside the real MNI152 brain, four MR sequences per case in
-  one 4D file, with BraTS 2021 labels (:mod:`medseg.data.brain_tumour`).
+  one 4D file, with BraTS 2021 labels (:mod:`medseg.samples.brain_tumour`).
 
 Each dataset folder gets ``imagesTr/``, ``labelsTr/``, ``imagesTs/`` and ``dataset.json`` as the
 MSD defines them, plus ``labelsTs/`` (test labels, for evaluation) and ``cases.json`` (what was
@@ -20,20 +20,39 @@ from collections.abc import Callable
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import numpy as np
 
-from medseg.data import brain_tumour
-from medseg.data.phantom import PRESETS, make_case
 from medseg.errors import MedsegError
 from medseg.io.atomic import atomic_directory
 from medseg.io.nifti import write_nifti
+from medseg.samples import brain_tumour
+from medseg.samples.phantom import PRESETS, make_case
 
 CT_LABELS = {"0": "background", "1": "liver", "2": "tumour"}
 MRI_LABELS = {"0": "background", "1": "grey matter", "2": "white matter"}
 BRATS_LABELS = {"0": "background", "1": "necrotic tumour core", "2": "peritumoral oedema", "4": "enhancing tumour"}
 Rendered = tuple[np.ndarray, np.ndarray, np.ndarray, dict[str, Any]]
+SampleKind = Literal["ct", "mri", "brats"]
+
+
+def case_count(kind: SampleKind, cases: int, test_cases: int | None = None) -> int:
+    """How many cases ``write_<kind>_dataset`` writes: ``cases`` for training, and the test cases.
+
+    The test cases default to a quarter of ``cases`` (at least 1), or for ``mri`` to every held-out check.
+
+    Examples:
+        >>> case_count("ct", 20), case_count("ct", 2), case_count("brats", 6, test_cases=0)
+        (25, 3, 6)
+    """
+    if test_cases is not None:
+        return cases + test_cases
+    if kind == "mri":
+        from medseg.samples.mri_variants import HELD_OUT
+
+        return cases + len(HELD_OUT)
+    return cases + max(1, cases // 4)
 
 
 @dataclass(frozen=True)
@@ -61,10 +80,10 @@ def _numbered_jobs(
     the training cases, so the two never share a patient.
     """
     if cases < 1:
-        raise MedsegError(f"--cases must be at least 1, got {cases}")
+        raise MedsegError(f"`cases` must be at least 1, got {cases}")
     if test_cases is not None and test_cases < 0:
-        raise MedsegError(f"--test-cases must not be negative, got {test_cases}")
-    total = cases + (max(1, cases // 4) if test_cases is None else test_cases)
+        raise MedsegError(f"`test_cases` must not be negative, got {test_cases}")
+    total = case_count("ct", cases, test_cases)
 
     def jobs(folder: Path) -> list[_Job]:
         return [_Job(folder, f"{prefix}_{i:03d}", "Tr" if i < cases else "Ts", render(i)) for i in range(total)]
@@ -166,8 +185,8 @@ class _MriRender:
     held_out: bool
 
     def __call__(self) -> Rendered:
-        from medseg.data.mni import load_template
-        from medseg.data.mri_variants import HELD_OUT, MriVariant, render_variant
+        from medseg.samples.mni import load_template
+        from medseg.samples.mri_variants import HELD_OUT, MriVariant, render_variant
 
         rng = np.random.default_rng((self.seed, self.index))
         if self.held_out:
@@ -203,13 +222,13 @@ def write_mri_dataset(
         workers: processes to render with; defaults to the number of CPUs (at most 4).
         progress: called with the number of cases finished so far.
     """
-    from medseg.data.mri_variants import HELD_OUT
+    from medseg.samples.mri_variants import HELD_OUT
 
     if cases < 1:
-        raise MedsegError(f"--cases must be at least 1, got {cases}")
-    held_out = len(HELD_OUT) if test_cases is None else test_cases
+        raise MedsegError(f"`cases` must be at least 1, got {cases}")
+    held_out = case_count("mri", cases, test_cases) - cases
     if not 0 <= held_out <= len(HELD_OUT):
-        raise MedsegError(f"--test-cases must be between 0 and {len(HELD_OUT)} (the held-out checks), got {held_out}")
+        raise MedsegError(f"`test_cases` must be between 0 and {len(HELD_OUT)} (the held-out checks), got {held_out}")
 
     def jobs(folder: Path) -> list[_Job]:
         training = [_Job(folder, f"mni_{i:03d}", "Tr", _MriRender(seed, i, False)) for i in range(cases)]
@@ -253,7 +272,7 @@ def write_brats_dataset(
 
     Each image is one 4D NIfTI, channel last: FLAIR, T1w, t1gd, T2w (int16). Labels follow BraTS
     2021: 1 necrotic tumour core, 2 peritumoral oedema, 4 enhancing tumour (uint8). See
-    :mod:`medseg.data.brain_tumour` for how a case is drawn.
+    :mod:`medseg.samples.brain_tumour` for how a case is drawn.
 
     Args:
         directory: output folder; must not exist or be empty.
@@ -265,7 +284,7 @@ def write_brats_dataset(
         progress: called with the number of cases finished so far, after each case.
     """
     if spacing <= 0:
-        raise MedsegError(f"--spacing must be positive, got {spacing}")
+        raise MedsegError(f"`spacing` must be positive, got {spacing}")
     jobs = _numbered_jobs("brats", cases, test_cases, lambda i: _BratsRender(seed, i, spacing))
     description = {
         "name": "SyntheticBrainTumourMRI",

@@ -13,9 +13,9 @@ from dataclasses import dataclass
 import numpy as np
 from scipy import ndimage
 
-from medseg.data.phantom.anatomy import Anatomy
-from medseg.data.phantom.grid import CtGrid
-from medseg.data.phantom.shapes import Bounds, Box, Capsule, Ellipsoid, box
+from medseg.samples.phantom.anatomy import Anatomy
+from medseg.samples.phantom.grid import CtGrid
+from medseg.samples.phantom.shapes import Bounds, Box, Capsule, Ellipsoid, box
 
 AIR_HU = -1000.0
 HU_RANGE = (-1024, 3071)
@@ -25,6 +25,15 @@ PSF_SIGMA_MM = 0.45
 
 Shape = Ellipsoid | Capsule
 Value = float | Callable[[np.ndarray, np.ndarray, np.ndarray], np.ndarray]
+
+
+def _fluid_level(level: float, fluid: float) -> Value:
+    """Fluid below ``level`` (along y) and air above it, as a loop of bowel holds them."""
+
+    def values(x: np.ndarray, y: np.ndarray, z: np.ndarray) -> np.ndarray:
+        return np.where(y > level, AIR_HU, fluid)
+
+    return values
 
 
 @dataclass
@@ -161,7 +170,7 @@ def _abdomen(canvas: Canvas, anatomy: Anatomy, below_dome: np.ndarray) -> None:
         canvas.paint(inner, hu.bowel_fluid, within=below_dome)
         if has_gas:
             level = float(loop.centre[1])
-            canvas.paint(inner, lambda x, y, z, lv=level: np.where(y > lv, AIR_HU, hu.bowel_fluid), within=below_dome)
+            canvas.paint(inner, _fluid_level(level, hu.bowel_fluid), within=below_dome)
     stomach, level = anatomy.stomach, anatomy.stomach_air_level
     canvas.paint(stomach, hu.muscle, within=below_dome)
     canvas.paint(

@@ -1,9 +1,9 @@
 """One multi-sequence brain MRI with a glioma-like tumour, rendered inside the real MNI152 brain.
 
-The normal brain is the MNI152 template that ships with nilearn (:mod:`medseg.data.mni`): its CSF,
+The normal brain is the MNI152 template that ships with nilearn (:mod:`medseg.samples.mni`): its CSF,
 grey- and white-matter probability maps, resampled to the case's grid with a small head turn, give
 the tissue mixture of every voxel. The tumour is grown around a point in deep white matter from
-wobbled ellipsoids (:mod:`medseg.data.phantom.shapes`): a tumour core whose necrotic centre sits
+wobbled ellipsoids (:mod:`medseg.samples.phantom.shapes`): a tumour core whose necrotic centre sits
 inside an enhancing rim, surrounded by a larger, more irregular peritumoral oedema that stays in the
 brain parenchyma. Some cases have no necrosis (a solid enhancing core) and some no enhancement (the
 whole core is necrotic / non-enhancing, so the enhancing label is empty).
@@ -40,9 +40,9 @@ from typing import Any
 import numpy as np
 from scipy import ndimage
 
-from medseg.data.mni import Template, load_template, resample
-from medseg.data.mri_variants import MriVariant, add_rician_noise, bias_field, head_motion, to_stored, variant_grid
-from medseg.data.phantom.shapes import Ellipsoid, SmoothField, box, rotation
+from medseg.samples.mni import Template, load_template, resample
+from medseg.samples.mri_variants import MriVariant, add_rician_noise, bias_field, head_motion, to_stored, variant_grid
+from medseg.samples.phantom.shapes import Ellipsoid, SmoothField, box, rotation
 
 SEQUENCES = ("FLAIR", "T1w", "t1gd", "T2w")
 NECROSIS, OEDEMA, ENHANCING = 1, 2, 4
@@ -335,8 +335,8 @@ def make_case(seed: int | tuple[int, ...], *, spacing_mm: float = 2.0, name: str
     template = load_template()
     variant = MriVariant(
         name=name,
-        spacing=(spacing_mm,) * 3,  # type: ignore[arg-type]
-        rotation_deg=tuple(rng.uniform(-10, 10, 3)),  # type: ignore[arg-type]
+        spacing=(spacing_mm,) * 3,
+        rotation_deg=tuple(rng.uniform(-10, 10, 3)),
         bias=float(rng.uniform(0.05, 0.3)),
         noise=float(rng.uniform(0.01, 0.04)),
         orientation=str(rng.choice(["RAS", "LPS"])),

@@ -11,7 +11,7 @@ from dataclasses import dataclass, replace
 
 import numpy as np
 
-from medseg.data.phantom.shapes import Capsule, Ellipsoid, SmoothField, rotation
+from medseg.samples.phantom.shapes import Capsule, Ellipsoid, SmoothField, rotation
 
 # Liver volume range (litres) from the typical adult figures, and the probability of each tumour count.
 LIVER_LITRES = (1.2, 1.8)

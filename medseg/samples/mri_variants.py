@@ -12,8 +12,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from medseg.data.mni import Template, resample, rotation_about, tissue_labels
-from medseg.data.phantom.shapes import SmoothField
+from medseg.samples.mni import Template, resample, rotation_about, tissue_labels
+from medseg.samples.phantom.shapes import SmoothField
 
 INTENSITY_SCALE = 1000.0  # stored MR values span about 0 to 1000
 BRAIN_THRESHOLD = 0.01  # template T1 (0 to 1) inside the brain; below it only interpolation fringe is left
@@ -51,7 +51,7 @@ class MriVariant:
         return cls(
             name=name,
             spacing=tuple(voxel),  # type: ignore[arg-type]
-            rotation_deg=tuple(rng.uniform(-15, 15, 3)),  # type: ignore[arg-type]
+            rotation_deg=tuple(rng.uniform(-15, 15, 3)),
             bias=float(rng.uniform(0, 0.5)),
             noise=float(rng.uniform(0.01, 0.05)),
             gamma=float(rng.uniform(0.7, 1.4)),

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import numpy as np
 
-from medseg.data.phantom.anatomy import Anatomy, random_anatomy
-from medseg.data.phantom.grid import PRESETS, CtGrid, GridPreset, random_grid
-from medseg.data.phantom.render import render as render_scan
+from medseg.samples.phantom.anatomy import Anatomy, random_anatomy
+from medseg.samples.phantom.grid import PRESETS, CtGrid, GridPreset, random_grid
+from medseg.samples.phantom.render import render as render_scan
 
 __all__ = ["PRESETS", "Anatomy", "CtGrid", "GridPreset", "PhantomCase", "make_case"]
 
