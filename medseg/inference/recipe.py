@@ -120,7 +120,7 @@ def channel_values(bundle: Bundle) -> dict[int, int] | None:
             if i != recipe.writer and target_name(recipe.transforms[i]) in VOXELWISE
         ]
     )
-    channels = int(bundle.metadata["network_data_format"]["outputs"]["pred"]["num_channels"])
+    channels = bundle.output_channels
     values = {}
     for channel in range(channels):
         one_hot = torch.zeros(channels, 1, 1, 1)
