@@ -277,6 +277,29 @@ def test_cli_downloads_lists_and_segments_a_zoo_bundle_by_name(tmp_path: Path) -
 
 
 @pytest.mark.slow
+def test_onnx_export_of_a_zoo_bundle_takes_its_networks_divisor_and_agrees_with_pytorch(tmp_path: Path) -> None:
+    import onnx
+    import onnxruntime
+
+    from medseg.export import export, load_network
+
+    bundle = Bundle(zoo_copy("spleen_ct_segmentation", tmp_path))
+    make_weights(bundle.root, {})  # the zoo's full UNet: its metadata's spatial_shape [96, 96, 96] is a patch
+    said: list[str] = []
+    target = export(bundle, "onnx", output=tmp_path / "spleen.onnx", say=said.append)
+    assert said[0].startswith("checked against PyTorch under ONNX Runtime")
+    sizes = [dim.dim_param for dim in onnx.load(str(target)).graph.input[0].type.tensor_type.shape.dim[2:]]
+    assert sizes == ["16*n2", "16*n3", "16*n4"]  # four stride-2 levels, found by running the network
+    x = torch.randn(2, 1, 48, 32, 64, generator=torch.Generator().manual_seed(0))
+    session = onnxruntime.InferenceSession(str(target), providers=["CPUExecutionProvider"])
+    with torch.inference_mode():
+        expected = load_network(bundle, bundle.weights)(x).numpy()
+    exported = session.run(None, {"image": x.numpy()})[0]
+    assert exported.shape == (2, 2, 48, 32, 64)
+    assert np.abs(exported - expected).max() < 1e-4
+
+
+@pytest.mark.slow
 def test_export_and_evaluate_run_on_a_zoo_bundle(tmp_path: Path) -> None:
     from medseg.evaluation import evaluate
     from medseg.export import export
