@@ -20,8 +20,9 @@ import numpy as np
 import pytest
 import slicerio
 import torch
+from scipy import ndimage
 
-from medseg.bundle_config import BundleConfig, target_name
+from medseg.bundle_config import BundleConfig, read_config, target_name, write_config
 from medseg.bundles import Bundle
 from medseg.errors import MedsegError
 from medseg.inference.options import InferenceOptions, chosen_path
@@ -129,6 +130,38 @@ def test_pancreas_yaml_dints_fast_path_equals_bundle_run(tmp_path: Path) -> None
     share, report = _both(root, scan, [{"image": str(scan)}], small, tmp_path)
     assert report.path == "fast path"
     assert share >= AGREEMENT
+
+
+@pytest.mark.slow
+def test_prostate_largest_component_before_a_linear_invert_equals_bundle_run(tmp_path: Path) -> None:
+    pytest.importorskip("skimage", reason="KeepLargestConnectedComponentd needs scikit-image on the CPU (dev extra)")
+    root = zoo_copy("prostate_mri_anatomy", tmp_path)
+    small = {"network_def#channels": [4, 8, 8, 8, 8, 8], "network_def#num_res_units": 1, "inferer#roi_size": [32] * 3}
+    make_weights(root, small)
+    scan = write_scan(tmp_path / "scan.nii.gz", (20, 20, 12), (1.0, 1.0, 1.2), ct=False)
+    share, report = _both(root, scan, [{"image": str(scan)}], small, tmp_path)
+    assert report.path.startswith("stock recipe, because it discretises before an Invertd")
+    assert share >= AGREEMENT  # the bundle writes linearly interpolated labels as floats: medseg rounds them
+    mask = np.asarray(nib.load(report.written[0]).dataobj)
+    assert {1, 2} <= set(np.unique(mask).tolist())  # both labels its KeepLargestConnectedComponentd acts on
+
+
+@pytest.mark.slow
+def test_spleen_with_largest_component_after_discretising_takes_the_fast_path(tmp_path: Path) -> None:
+    pytest.importorskip("skimage", reason="KeepLargestConnectedComponentd needs scikit-image on the CPU (dev extra)")
+    root = zoo_copy("spleen_ct_segmentation", tmp_path)
+    config = read_config(root / "configs" / "inference.json")
+    transforms = config["postprocessing"]["transforms"]
+    transforms.insert(3, {"_target_": "monai.transforms.KeepLargestConnectedComponentd", "keys": "pred"})
+    write_config(root / "configs" / "inference.json", config)
+    small = {"network_def#channels": [4, 8, 16, 32, 64], "inferer#roi_size": [64, 64, 32]}
+    make_weights(root, small)
+    scan = write_scan(tmp_path / "scan.nii.gz", (48, 48, 24), (2.0, 2.0, 2.7))
+    share, report = _both(root, scan, [{"image": str(scan)}], small, tmp_path)
+    assert report.path == "fast path"
+    assert share >= AGREEMENT
+    mask = np.asarray(nib.load(report.written[0]).dataobj)
+    assert mask.any() and ndimage.label(mask)[1] == 1  # one component left, as the bundle's step leaves
 
 
 def test_swin_unetr_gets_one_line_for_a_missing_package_and_for_img_size(tmp_path: Path, monkeypatch) -> None:
