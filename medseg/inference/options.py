@@ -205,6 +205,6 @@ def inference_overrides(
             "_target_": "medseg.inference.ensemble.EnsembleInferer",
             "inferer": inferer,
             "weights": list(options.ensemble),
-            "activation": recipe.activation,
+            "activation": bundle.activation,
         }
     return {**overrides, "inferer": inferer, **others}
