@@ -25,7 +25,7 @@ from medseg.errors import MedsegError
 from medseg.labels import Label, Terminology, known_label
 
 if TYPE_CHECKING:
-    from monai.bundle import ConfigWorkflow
+    from monai.bundle import ConfigParser, ConfigWorkflow
 
 
 def _shipped_bundles() -> Path:
@@ -206,6 +206,14 @@ class Bundle:
         ranges = self._pred_format.get("volume_range_ml", {})
         return {int(value): (float(low), float(high)) for value, (low, high) in ranges.items()}
 
+    def parser(self, name: str) -> ConfigParser:
+        """A MONAI parser of a copy of the config ``name``, with ``bundle_root`` set, to build its components."""
+        from monai.bundle import ConfigParser
+
+        parser = ConfigParser(copy.deepcopy(self.parsed(name).content))
+        parser["bundle_root"] = str(self.root)
+        return parser
+
     @property
     def weights(self) -> Path:
         """The weights file (may be absent): where the inference ``CheckpointLoader`` points, else ``models/model.pt``.
@@ -218,12 +226,8 @@ class Bundle:
         loader = config.checkpoint_loader() if config else None
         if loader is None:
             return default
-        from monai.bundle import ConfigParser
-
-        parser = ConfigParser(copy.deepcopy(config.content))
-        parser["bundle_root"] = str(self.root)
         try:
-            return Path(parser.get_parsed_content(loader))
+            return Path(self.parser("inference").get_parsed_content(loader))
         except Exception as error:  # the bundle's own expression failed: say which, in one line
             cause = error.__cause__ or error
             raise MedsegError(f"cannot evaluate {loader} ({type(cause).__name__}: {cause})", config.path) from None

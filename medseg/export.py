@@ -10,7 +10,6 @@ preprocessing of the inference config with the values it refers to.
 
 from __future__ import annotations
 
-import copy
 import json
 import math
 import re
@@ -62,11 +61,8 @@ def _keeps_size(network: Any, channels: int, divisor: int, dims: int) -> bool:
 def load_network(bundle: Bundle, weights: Path):
     """The bundle's ``network_def`` from its inference config with ``weights`` loaded, in eval mode, on the CPU."""
     import torch
-    from monai.bundle import ConfigParser
 
-    parser = ConfigParser(copy.deepcopy(bundle.parsed("inference").content))
-    parser["bundle_root"] = str(bundle.root)
-    network = parser.get_parsed_content("network_def")
+    network = bundle.parser("inference").get_parsed_content("network_def")
     state = torch.load(weights, map_location="cpu", weights_only=True)
     network.load_state_dict(state.get("model", state) if isinstance(state, dict) else state)
     return network.eval()
