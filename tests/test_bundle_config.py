@@ -14,9 +14,10 @@ from medseg.data.validate import ScanInfo
 from medseg.inference.memory import check_memory
 from medseg.inference.options import InferenceOptions, chosen_path, inference_overrides
 from medseg.inference.outputs import write_run_outputs
+from medseg.inference.predict import segment_report
 from medseg.inference.requirements import check_network, check_packages
 from medseg.training import handlers
-from tests.zoo_bundles import ZOO, zoo_copy
+from tests.zoo_bundles import ZOO, make_weights, write_scan, zoo_copy
 
 LIVER = BUILTIN_BUNDLES / "ct_liver_tumour_3d"
 TUMOUR = BUILTIN_BUNDLES / "mri_brain_tumour_3d"
@@ -109,6 +110,18 @@ def test_one_bundle_reads_each_config_file_once(root: Path, tta: bool, tmp_path:
     assert reads == {inference: 1, "metadata.json": 1}
     _use_for_inference(Bundle(root), tmp_path, tta=tta)  # another Bundle object reads afresh, once
     assert reads == {inference: 2, "metadata.json": 2}
+
+
+@pytest.mark.slow
+def test_a_whole_segmentation_reads_each_config_file_once(tmp_path: Path, monkeypatch) -> None:
+    root = zoo_copy("spleen_ct_segmentation", tmp_path)
+    small = {"network_def#channels": [4, 8, 16, 32, 64], "inferer#roi_size": [64, 64, 32], "dataloader#num_workers": 0}
+    make_weights(root, small)
+    scan = write_scan(tmp_path / "scan.nii.gz", (48, 48, 24), (2.0, 2.0, 2.7))
+    reads = _counting_reads(monkeypatch)
+    report = segment_report(Bundle(root), [scan], tmp_path / "out", device="cpu", overrides=small, extras=True)
+    assert not report.failed and (tmp_path / "out" / "scan.seg.nrrd").is_file()
+    assert reads == {"inference.json": 1, "metadata.json": 1}  # MONAI's own workflow reads them apart
 
 
 def test_accessors_of_a_medseg_bundle() -> None:
