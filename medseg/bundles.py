@@ -53,7 +53,11 @@ USER_BUNDLES = Path(os.environ.get("MEDSEG_BUNDLES") or Path.home() / ".medseg" 
 
 @dataclass(frozen=True)
 class Bundle:
-    """A bundle folder."""
+    """A bundle folder.
+
+    Each config file is parsed once per ``Bundle`` object, on first use, and kept: make a new
+    ``Bundle`` to see a file changed since.
+    """
 
     root: Path
 
@@ -283,13 +287,13 @@ def derive_bundle(source: Bundle, target: Path, values: Mapping[str, Any]) -> Bu
         copy = shutil.copytree if item.is_dir() else shutil.copy2
         copy(item, target / item.name)
     (target / "models").mkdir(exist_ok=True)
-    derived = Bundle(target)
+    written = Bundle(target)  # reads the copies to edit them; the caller gets a fresh Bundle of the result
     for path in sorted((target / "configs").iterdir()):
         if path.suffix not in CONFIG_SUFFIXES:
             continue
-        content = derived.parsed(path.stem).content
+        content = written.parsed(path.stem).content
         if path.stem == "metadata":
-            image = derived._image_format
+            image = written._image_format
             if "spacing" in values and "spacing" in image:
                 image["spacing"] = values["spacing"]
         elif keys := set(values) & set(content):
@@ -297,7 +301,7 @@ def derive_bundle(source: Bundle, target: Path, values: Mapping[str, Any]) -> Bu
         else:
             continue
         write_config(path, content)
-    return derived
+    return Bundle(target)
 
 
 def top_level_values(bundle: Bundle, config: str, keys: Sequence[str]) -> dict[str, Any]:
