@@ -1,5 +1,8 @@
 """One reader of a bundle's configs: JSON or YAML, parsed once, asked by component rather than by spelling.
 
+Only this module opens a bundle's config files (:class:`medseg.bundles.Bundle` caches what it reads,
+once per bundle, and is the one place that knows the layout of ``metadata.json``).
+
 Model-zoo bundles write a component's ``_target_`` short (``Invertd``), in full
 (``monai.transforms.Invertd``), or as one of MONAI's aliases (``InvertD``, ``InvertDict``); they keep
 their mask writer under a ``writer`` id or inline in ``postprocessing``; their ``CheckpointLoader``
@@ -17,6 +20,7 @@ from pathlib import Path
 from typing import Any
 
 from medseg.errors import MedsegError
+from medseg.io.atomic import write_text
 
 CONFIG_SUFFIXES = (".json", ".yaml", ".yml")
 
@@ -42,6 +46,14 @@ def read_config(path: Path) -> dict[str, Any]:
     if not isinstance(content, dict):
         raise MedsegError("bundle config is not a mapping of ids to values", path)
     return content
+
+
+def write_config(path: Path, content: dict[str, Any]) -> None:
+    """Write a parsed config back, atomically, as JSON or YAML by its suffix."""
+    import yaml
+
+    text = json.dumps(content, indent=4) + "\n" if path.suffix == ".json" else yaml.safe_dump(content, sort_keys=False)
+    write_text(path, text)
 
 
 def target_name(item: Any) -> str | None:
@@ -109,15 +121,30 @@ class BundleConfig:
         loaders = [config_id for config_id, item in self.components("CheckpointLoader") if "load_path" in item]
         return f"{loaders[0]}#load_path" if loaders else None
 
+    def literal(self, value: Any) -> Any:
+        """``value`` with ``@id`` references followed to what they name (an expression stays a string)."""
+        while isinstance(value, str) and value.startswith("@"):
+            value = dict(walk(self.content)).get(value[1:])
+        return value
+
+    def window_size(self) -> list[int] | None:
+        """The sliding window (``roi_size``) of the top-level ``inferer``, through ``@id`` references.
+
+        None when the inferer has no literal list of sizes (an expression, or another kind of inferer).
+        """
+        inferer = self.content.get("inferer")
+        size = self.literal(inferer.get("roi_size")) if isinstance(inferer, dict) else None
+        if isinstance(size, list) and size and all(isinstance(s, int) for s in size):
+            return list(size)
+        return None
+
     def network_spacing(self) -> list[float] | None:
         """The voxel size the network works at: ``Spacingd``'s ``pixdim``, read through ``@key`` references.
 
         None when there is no ``Spacingd`` or its ``pixdim`` is an expression (``$...``).
         """
         resamplers = self.components("Spacingd")
-        pixdim = resamplers[0][1].get("pixdim") if resamplers else None
-        while isinstance(pixdim, str) and pixdim.startswith("@"):
-            pixdim = self.content.get(pixdim[1:])
+        pixdim = self.literal(resamplers[0][1].get("pixdim")) if resamplers else None
         if isinstance(pixdim, int | float):
             return [float(pixdim)] * 3
         if isinstance(pixdim, list) and all(isinstance(size, int | float) for size in pixdim):

@@ -9,9 +9,9 @@ from __future__ import annotations
 
 import copy
 import difflib
-import json
 import logging
 import os
+import re
 import shutil
 import warnings
 from collections.abc import Iterable, Mapping, Sequence
@@ -20,13 +20,12 @@ from functools import cached_property
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from medseg.bundle_config import BundleConfig, config_path
+from medseg.bundle_config import CONFIG_SUFFIXES, BundleConfig, config_path, write_config
 from medseg.errors import MedsegError
-from medseg.io.atomic import write_text
 from medseg.labels import Label, Terminology, known_label
 
 if TYPE_CHECKING:
-    from monai.bundle import ConfigWorkflow
+    from monai.bundle import ConfigParser, ConfigWorkflow
 
 
 def _shipped_bundles() -> Path:
@@ -47,12 +46,18 @@ QUIET_LOGGERS = ("monai.bundle.workflows", "ignite.engine.engine.SupervisedEvalu
 # A user's own bundles, found by name like the built-in ones: $MEDSEG_BUNDLES, else ~/.medseg/bundles.
 # Where a downloaded bundle came from (a URL, or the model zoo's name and version), in its folder.
 SOURCE_FILE = ".medseg-source"
+# Where metadata.json names the output labels, as messages spell it.
+LABELS_FIELD = "network_data_format.outputs.pred.channel_def"
 USER_BUNDLES = Path(os.environ.get("MEDSEG_BUNDLES") or Path.home() / ".medseg" / "bundles")
 
 
 @dataclass(frozen=True)
 class Bundle:
-    """A bundle folder."""
+    """A bundle folder.
+
+    Each config file is parsed once per ``Bundle`` object, on first use, and kept: make a new
+    ``Bundle`` to see a file changed since.
+    """
 
     root: Path
 
@@ -76,6 +81,10 @@ class Bundle:
             raise MedsegError(f"bundle {self.name!r} has no configs/{name}.json or .yaml", self.root)
         return path
 
+    def has_config(self, name: str) -> bool:
+        """Whether the bundle has ``configs/<name>`` as JSON or YAML."""
+        return config_path(self.root / "configs", name) is not None
+
     def parsed(self, name: str) -> BundleConfig:
         """The parsed config ``name``, read once per :class:`Bundle` object."""
         if name not in self._parsed:
@@ -86,14 +95,10 @@ class Bundle:
     def _parsed(self) -> dict[str, BundleConfig]:
         return {}
 
-    @cached_property
+    @property
     def metadata(self) -> dict[str, Any]:
         """The parsed ``configs/metadata.json``."""
-        path = self.config("metadata")
-        try:
-            return json.loads(path.read_text(encoding="utf-8"))
-        except (OSError, json.JSONDecodeError) as error:
-            raise MedsegError(f"cannot read bundle metadata: {error}", path) from None
+        return self.parsed("metadata").content
 
     @property
     def _pred_format(self) -> dict[str, Any]:
@@ -122,7 +127,7 @@ class Bundle:
         channels instead (BraTS: 0 tumour core, 1 whole tumour, 2 enhancing tumour), which its
         postprocessing turns into other values (1, 2, 4): those are found by running it.
         """
-        channels = int(self._pred_format.get("num_channels", len(labels)))
+        channels = self.output_channels
         if [label.value for label in labels] != list(range(channels)) or labels[0].name.lower() == "background":
             return labels
         from medseg.inference.recipe import channel_values
@@ -139,8 +144,8 @@ class Bundle:
 
     @property
     def modality(self) -> str:
-        """``inputs.image.modality``: ``CT`` or ``MR``."""
-        return str(self.metadata["network_data_format"]["inputs"]["image"]["modality"])
+        """``inputs.image.modality``: ``CT`` or ``MR`` (empty where the metadata gives none)."""
+        return str(self._image_format.get("modality", ""))
 
     @property
     def _image_format(self) -> dict[str, Any]:
@@ -152,15 +157,66 @@ class Bundle:
         return int(self._image_format.get("num_channels", 1))
 
     @property
+    def output_channels(self) -> int:
+        """Channels the network outputs (``outputs.pred.num_channels``; else one per label)."""
+        return int(self._pred_format.get("num_channels", len(self._pred_format.get("channel_def", {}))))
+
+    @property
     def spatial_dims(self) -> int:
         """2 or 3: the length of ``inputs.image.spatial_shape`` (3 where the metadata gives none)."""
         return len(self._image_format.get("spatial_shape", [0, 0, 0]))
+
+    @property
+    def divisors(self) -> list[int] | None:
+        """Per spatial axis, the number the network's input sizes must be a multiple of, or None if unknown.
+
+        medseg's bundles write ``spatial_shape`` as ``["16*n", "16*n", "16*n"]``; a model-zoo bundle
+        often writes its training patch there (``[96, 96, 96]``), which says nothing about the divisor.
+        """
+        shape = self._image_format.get("spatial_shape", [])
+        sizes = [re.fullmatch(r"\s*(\d+)\s*\*\s*n\s*", str(size)) for size in shape]
+        return [int(size.group(1)) for size in sizes] if sizes and all(sizes) else None
+
+    @property
+    def patch_size(self) -> list[int]:
+        """A window the network runs on, per spatial axis.
+
+        The inference ``inferer``'s ``roi_size``, else a ``spatial_shape`` of whole numbers from the
+        metadata, else the divisors.
+        """
+        window = self.parsed("inference").window_size() if self.has_config("inference") else None
+        if window is not None:
+            return window
+        shape = self._image_format.get("spatial_shape", [])
+        if shape and all(isinstance(size, int) for size in shape):
+            return list(shape)
+        return self.divisors or [1] * self.spatial_dims
+
+    @property
+    def mirror_axes(self) -> list[int]:
+        """``inputs.image.mirror_axes``: the spatial axes the network was trained to be mirrored along."""
+        return [int(axis) for axis in self._image_format.get("mirror_axes", [])]
+
+    @property
+    def activation(self) -> str:
+        """``softmax``, ``sigmoid`` or ``none``: what the inference postprocessing's ``Activationsd`` applies."""
+        from medseg.inference.recipe import read_recipe
+
+        return read_recipe(self.parsed("inference")).activation
 
     @property
     def volume_ranges(self) -> dict[int, tuple[float, float]]:
         """``outputs.pred.volume_range_ml``: label value to the ``(min, max)`` mL seen in training."""
         ranges = self._pred_format.get("volume_range_ml", {})
         return {int(value): (float(low), float(high)) for value, (low, high) in ranges.items()}
+
+    def parser(self, name: str) -> ConfigParser:
+        """A MONAI parser of a copy of the config ``name``, with ``bundle_root`` set, to build its components."""
+        from monai.bundle import ConfigParser
+
+        parser = ConfigParser(copy.deepcopy(self.parsed(name).content))
+        parser["bundle_root"] = str(self.root)
+        return parser
 
     @property
     def weights(self) -> Path:
@@ -170,18 +226,12 @@ class Bundle:
         which is evaluated here: the bundle's code runs, as it does when the bundle runs.
         """
         default = self.root / "models" / "model.pt"
-        if not config_path(self.root / "configs", "inference"):
-            return default
-        config = self.parsed("inference")
-        loader = config.checkpoint_loader()
+        config = self.parsed("inference") if self.has_config("inference") else None
+        loader = config.checkpoint_loader() if config else None
         if loader is None:
             return default
-        from monai.bundle import ConfigParser
-
-        parser = ConfigParser(copy.deepcopy(config.content))
-        parser["bundle_root"] = str(self.root)
         try:
-            return Path(parser.get_parsed_content(loader))
+            return Path(self.parser("inference").get_parsed_content(loader))
         except Exception as error:  # the bundle's own expression failed: say which, in one line
             cause = error.__cause__ or error
             raise MedsegError(f"cannot evaluate {loader} ({type(cause).__name__}: {cause})", config.path) from None
@@ -237,17 +287,20 @@ def derive_bundle(source: Bundle, target: Path, values: Mapping[str, Any]) -> Bu
         copy = shutil.copytree if item.is_dir() else shutil.copy2
         copy(item, target / item.name)
     (target / "models").mkdir(exist_ok=True)
-    for path in (target / "configs").glob("*.json"):
-        config = json.loads(path.read_text(encoding="utf-8"))
-        if path.name == "metadata.json":
-            image = config.get("network_data_format", {}).get("inputs", {}).get("image", {})
+    written = Bundle(target)  # reads the copies to edit them; the caller gets a fresh Bundle of the result
+    for path in sorted((target / "configs").iterdir()):
+        if path.suffix not in CONFIG_SUFFIXES:
+            continue
+        content = written.parsed(path.stem).content
+        if path.stem == "metadata":
+            image = written._image_format
             if "spacing" in values and "spacing" in image:
                 image["spacing"] = values["spacing"]
-        elif keys := set(values) & set(config):
-            config.update({key: values[key] for key in keys})
+        elif keys := set(values) & set(content):
+            content.update({key: values[key] for key in keys})
         else:
             continue
-        write_text(path, json.dumps(config, indent=4) + "\n")
+        write_config(path, content)
     return Bundle(target)
 
 

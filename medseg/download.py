@@ -14,7 +14,7 @@ import shutil
 import tempfile
 from pathlib import Path
 
-from medseg.bundles import SOURCE_FILE, USER_BUNDLES, Bundle
+from medseg.bundles import LABELS_FIELD, SOURCE_FILE, USER_BUNDLES, Bundle
 from medseg.errors import MedsegError
 from medseg.weights import check_weights
 
@@ -27,9 +27,7 @@ def check_bundle(bundle: Bundle) -> None:
     """
     bundle.config("inference")
     if not bundle.labels:
-        raise MedsegError(
-            "metadata names no output labels (network_data_format.outputs.pred.channel_def)", bundle.config("metadata")
-        )
+        raise MedsegError(f"metadata names no output labels ({LABELS_FIELD})", bundle.config("metadata"))
     check_weights(bundle.weights)
 
 

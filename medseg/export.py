@@ -2,18 +2,20 @@
 
 TorchScript goes through MONAI's own ``ckpt_export`` (what ``python -m monai.bundle ckpt_export``
 runs). ONNX goes through PyTorch's exporter with dynamic batch and spatial sizes (multiples of the
-bundle's ``spatial_shape`` divisor, e.g. ``16*n``), and is checked under ONNX Runtime against the
-PyTorch network on a random input before it is kept; its metadata (``metadata_props``) carries what
-a runtime without the bundle needs to know: the labels, and the preprocessing of ``inference.json``
-with the values it refers to.
+network's divisor: the metadata's ``16*n``, or found by running the network), and is checked under
+ONNX Runtime against the PyTorch network on a random input before it is kept; its metadata
+(``metadata_props``) carries what a runtime without the bundle needs to know: the labels, and the
+preprocessing of the inference config with the values it refers to.
 """
 
 from __future__ import annotations
 
 import json
+import math
 import re
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 from medseg.bundles import Bundle, top_level_values
 from medseg.errors import MedsegError
@@ -25,27 +27,42 @@ ONNX_TOLERANCE = 1e-4
 CHECK_SIZE = 2  # the random check input is (CHECK_SIZE * divisor) voxels along each axis
 
 
-def _divisors(bundle: Bundle) -> list[int]:
-    """Each spatial axis's size divisor from ``inputs.image.spatial_shape`` (``"16*n"`` -> 16)."""
-    shape = bundle.metadata["network_data_format"]["inputs"]["image"]["spatial_shape"]
-    return [_divisor(size) for size in shape]
+def _divisors(bundle: Bundle, network: Any) -> list[int]:
+    """Per spatial axis, what the exported model's input sizes are multiples of.
+
+    The metadata says so in medseg's bundles (``"16*n"``). A model-zoo bundle writes its training
+    patch there instead (``[96, 96, 96]``), and no config key names the divisor of every network
+    class, so it is found by running the network on zeros: the smallest divisor of the patch at
+    which the network keeps the size of an input of once and twice that size.
+    """
+    if bundle.divisors is not None:
+        return bundle.divisors
+    patch = bundle.patch_size
+    common = math.gcd(*patch)
+    sizes = [d for d in range(1, common + 1) if common % d == 0]
+    return [next((d for d in sizes if _keeps_size(network, bundle.input_channels, d, len(patch))), common)] * len(patch)
 
 
-def _divisor(size: int | str) -> int:
-    """``16`` for ``"16*n"`` (any multiple of 16), or a fixed size itself."""
-    multiple = re.match(r"^(\d+)\*n$", str(size))
-    return int(multiple.group(1)) if multiple else int(size)
+def _keeps_size(network: Any, channels: int, divisor: int, dims: int) -> bool:
+    """Whether ``network`` maps zeros of ``divisor`` and ``2 * divisor`` voxels per axis to outputs of that size."""
+    import torch
+
+    for size in (divisor, 2 * divisor):
+        try:
+            with torch.inference_mode():
+                output = network(torch.zeros(1, channels, *[size] * dims))
+        except Exception:  # any size the network cannot take fails somewhere inside it, in its own way
+            return False
+        if tuple(output.shape[2:]) != (size,) * dims:
+            return False
+    return True
 
 
 def load_network(bundle: Bundle, weights: Path):
-    """The bundle's ``network_def`` from ``inference.json`` with ``weights`` loaded, in eval mode, on the CPU."""
+    """The bundle's ``network_def`` from its inference config with ``weights`` loaded, in eval mode, on the CPU."""
     import torch
-    from monai.bundle import ConfigParser
 
-    parser = ConfigParser()
-    parser.read_config(str(bundle.config("inference")))
-    parser["bundle_root"] = str(bundle.root)
-    network = parser.get_parsed_content("network_def")
+    network = bundle.parser("inference").get_parsed_content("network_def")
     state = torch.load(weights, map_location="cpu", weights_only=True)
     network.load_state_dict(state.get("model", state) if isinstance(state, dict) else state)
     return network.eval()
@@ -70,7 +87,7 @@ def _onnx(bundle: Bundle, weights: Path, target: Path) -> float:
     import torch
 
     network = load_network(bundle, weights)
-    divisors = _divisors(bundle)
+    divisors = _divisors(bundle, network)
     channels = bundle.input_channels
     example = torch.randn(1, channels, *(CHECK_SIZE * d for d in divisors))
     sizes = {0: torch.export.Dim("batch", min=1, max=1024)}
@@ -99,11 +116,10 @@ def onnx_metadata(bundle: Bundle) -> dict[str, str]:
     """The ONNX model's ``metadata_props``: bundle, labels, and preprocessing with the values it refers to.
 
     ``labels`` maps each output channel's value to its name; ``preprocessing`` is the MONAI config of
-    ``inference.json``'s preprocessing, and ``preprocessing_values`` the top-level values it refers
+    the inference config's preprocessing, and ``preprocessing_values`` the top-level values it refers
     to (``@spacing``, ``@intensity``...), all as JSON.
     """
-    config = json.loads(bundle.config("inference").read_text(encoding="utf-8"))
-    preprocessing = json.dumps(config.get("preprocessing", {}))
+    preprocessing = json.dumps(bundle.parsed("inference").content.get("preprocessing", {}))
     referred = sorted(set(re.findall(r"@(\w+)", preprocessing)))
     return {
         "bundle": bundle.name,

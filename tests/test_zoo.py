@@ -20,8 +20,9 @@ import numpy as np
 import pytest
 import slicerio
 import torch
+from scipy import ndimage
 
-from medseg.bundle_config import BundleConfig, target_name
+from medseg.bundle_config import BundleConfig, read_config, target_name, write_config
 from medseg.bundles import Bundle
 from medseg.errors import MedsegError
 from medseg.inference.options import InferenceOptions, chosen_path
@@ -129,6 +130,38 @@ def test_pancreas_yaml_dints_fast_path_equals_bundle_run(tmp_path: Path) -> None
     share, report = _both(root, scan, [{"image": str(scan)}], small, tmp_path)
     assert report.path == "fast path"
     assert share >= AGREEMENT
+
+
+@pytest.mark.slow
+def test_prostate_largest_component_before_a_linear_invert_equals_bundle_run(tmp_path: Path) -> None:
+    pytest.importorskip("skimage", reason="KeepLargestConnectedComponentd needs scikit-image on the CPU (dev extra)")
+    root = zoo_copy("prostate_mri_anatomy", tmp_path)
+    small = {"network_def#channels": [4, 8, 8, 8, 8, 8], "network_def#num_res_units": 1, "inferer#roi_size": [32] * 3}
+    make_weights(root, small)
+    scan = write_scan(tmp_path / "scan.nii.gz", (20, 20, 12), (1.0, 1.0, 1.2), ct=False)
+    share, report = _both(root, scan, [{"image": str(scan)}], small, tmp_path)
+    assert report.path.startswith("stock recipe, because it discretises before an Invertd")
+    assert share >= AGREEMENT  # the bundle writes linearly interpolated labels as floats: medseg rounds them
+    mask = np.asarray(nib.load(report.written[0]).dataobj)
+    assert {1, 2} <= set(np.unique(mask).tolist())  # both labels its KeepLargestConnectedComponentd acts on
+
+
+@pytest.mark.slow
+def test_spleen_with_largest_component_after_discretising_takes_the_fast_path(tmp_path: Path) -> None:
+    pytest.importorskip("skimage", reason="KeepLargestConnectedComponentd needs scikit-image on the CPU (dev extra)")
+    root = zoo_copy("spleen_ct_segmentation", tmp_path)
+    config = read_config(root / "configs" / "inference.json")
+    transforms = config["postprocessing"]["transforms"]
+    transforms.insert(3, {"_target_": "monai.transforms.KeepLargestConnectedComponentd", "keys": "pred"})
+    write_config(root / "configs" / "inference.json", config)
+    small = {"network_def#channels": [4, 8, 16, 32, 64], "inferer#roi_size": [64, 64, 32]}
+    make_weights(root, small)
+    scan = write_scan(tmp_path / "scan.nii.gz", (48, 48, 24), (2.0, 2.0, 2.7))
+    share, report = _both(root, scan, [{"image": str(scan)}], small, tmp_path)
+    assert report.path == "fast path"
+    assert share >= AGREEMENT
+    mask = np.asarray(nib.load(report.written[0]).dataobj)
+    assert mask.any() and ndimage.label(mask)[1] == 1  # one component left, as the bundle's step leaves
 
 
 def test_swin_unetr_gets_one_line_for_a_missing_package_and_for_img_size(tmp_path: Path, monkeypatch) -> None:
@@ -274,6 +307,29 @@ def test_cli_downloads_lists_and_segments_a_zoo_bundle_by_name(tmp_path: Path) -
     assert "stock recipe" not in segmented.stderr and "--trust" not in segmented.stderr
     assert (tmp_path / "out" / "scan.seg.nrrd").is_file()
     assert "spleen" in (tmp_path / "out" / "spleen_ct_segmentation_colors.ctbl").read_text()
+
+
+@pytest.mark.slow
+def test_onnx_export_of_a_zoo_bundle_takes_its_networks_divisor_and_agrees_with_pytorch(tmp_path: Path) -> None:
+    import onnx
+    import onnxruntime
+
+    from medseg.export import export, load_network
+
+    bundle = Bundle(zoo_copy("spleen_ct_segmentation", tmp_path))
+    make_weights(bundle.root, {})  # the zoo's full UNet: its metadata's spatial_shape [96, 96, 96] is a patch
+    said: list[str] = []
+    target = export(bundle, "onnx", output=tmp_path / "spleen.onnx", say=said.append)
+    assert said[0].startswith("checked against PyTorch under ONNX Runtime")
+    sizes = [dim.dim_param for dim in onnx.load(str(target)).graph.input[0].type.tensor_type.shape.dim[2:]]
+    assert sizes == ["16*n2", "16*n3", "16*n4"]  # four stride-2 levels, found by running the network
+    x = torch.randn(2, 1, 48, 32, 64, generator=torch.Generator().manual_seed(0))
+    session = onnxruntime.InferenceSession(str(target), providers=["CPUExecutionProvider"])
+    with torch.inference_mode():
+        expected = load_network(bundle, bundle.weights)(x).numpy()
+    exported = session.run(None, {"image": x.numpy()})[0]
+    assert exported.shape == (2, 2, 48, 32, 64)
+    assert np.abs(exported - expected).max() < 1e-4
 
 
 @pytest.mark.slow

@@ -20,7 +20,6 @@ On either path, several weights files make an ensemble: the chosen inferer is wr
 
 from __future__ import annotations
 
-import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any, Literal, get_args
@@ -63,13 +62,9 @@ class InferenceOptions:
     ensemble: tuple[str, ...] = ()
 
 
-def _image_format(bundle: Bundle) -> dict[str, Any]:
-    return bundle.metadata["network_data_format"]["inputs"]["image"]
-
-
 def _divisor(bundle: Bundle) -> int:
-    sizes = [re.match(r"^(\d+)", str(size)) for size in _image_format(bundle)["spatial_shape"]]
-    return max(int(size.group(1)) for size in sizes if size)
+    """What a large window's sizes are multiples of: the network's divisor, or its training patch where unknown."""
+    return max(bundle.divisors or bundle.patch_size)
 
 
 def _stock_inferer(bundle: Bundle, options: InferenceOptions, changes: Mapping[str, Any]) -> dict[str, Any]:
@@ -82,7 +77,7 @@ def _stock_inferer(bundle: Bundle, options: InferenceOptions, changes: Mapping[s
 
 def _fast_inferer(bundle: Bundle, options: InferenceOptions, changes: Mapping[str, Any]) -> dict[str, Any]:
     """The bundle's windows (or large ones) through a CPU-tuned network; big slice batches for a 2D network."""
-    if len(_image_format(bundle)["spatial_shape"]) == 2:
+    if bundle.spatial_dims == 2:
         if options.tta:
             raise MedsegError(f"`tta=True` is not available for the 2D bundle {bundle.name!r}")
         inferer = {**_stock_inferer(bundle, options, changes), "sw_batch_size": 64}
@@ -100,7 +95,7 @@ def _fast_inferer(bundle: Bundle, options: InferenceOptions, changes: Mapping[st
         if options.overlap is not None:
             windows["overlap"] = options.overlap
     if options.tta:
-        axes = _image_format(bundle).get("mirror_axes", [])
+        axes = bundle.mirror_axes
         if not axes:
             raise MedsegError(f"bundle {bundle.name!r} was not trained with mirroring, so `tta=True` would hurt it")
         windows = {"_target_": "medseg.inference.inferers.MirrorInferer", "inferer": windows, "axes": axes}
@@ -210,6 +205,6 @@ def inference_overrides(
             "_target_": "medseg.inference.ensemble.EnsembleInferer",
             "inferer": inferer,
             "weights": list(options.ensemble),
-            "activation": recipe.activation,
+            "activation": bundle.activation,
         }
     return {**overrides, "inferer": inferer, **others}

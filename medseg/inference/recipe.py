@@ -10,7 +10,6 @@ clean-up such as ``KeepLargestConnectedComponentd``; the writer is a ``writer`` 
 
 from __future__ import annotations
 
-import copy
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -104,15 +103,13 @@ def channel_values(bundle: Bundle) -> dict[int, int] | None:
     comes out is ``c``'s label. None when the bundle has no ``Invertd`` to split its steps at.
     """
     import torch
-    from monai.bundle import ConfigParser
     from monai.transforms import Compose
 
     config = bundle.parsed("inference")
     recipe = read_recipe(config)
     if recipe.invert is None:
         return None
-    parser = ConfigParser(copy.deepcopy(config.content))
-    parser["bundle_root"] = str(bundle.root)
+    parser = bundle.parser("inference")
     decide = Compose(
         [
             parser.get_parsed_content(f"postprocessing#transforms#{i}")
@@ -120,7 +117,7 @@ def channel_values(bundle: Bundle) -> dict[int, int] | None:
             if i != recipe.writer and target_name(recipe.transforms[i]) in VOXELWISE
         ]
     )
-    channels = int(bundle.metadata["network_data_format"]["outputs"]["pred"]["num_channels"])
+    channels = bundle.output_channels
     values = {}
     for channel in range(channels):
         one_hot = torch.zeros(channels, 1, 1, 1)

@@ -29,8 +29,9 @@ class SaveMaskd(MapTransform):
     """Write a label map as a uint8 NIfTI on its source scan's grid.
 
     Args:
-        keys: key of the prediction, a ``(1, X, Y, Z)`` integer-valued MetaTensor on the source
-            grid (after ``Invertd`` and ``AsDiscreted(argmax=True)``).
+        keys: key of the prediction, a ``(1, X, Y, Z)`` label MetaTensor on the source grid (after
+            ``Invertd`` and ``AsDiscreted(argmax=True)``); float values, which a bundle that inverts
+            its labels with linear interpolation gives, are rounded to the nearest label.
         output_dir: folder for the masks.
         source_key: key whose metadata names the source file (``filename_or_obj``).
     """
@@ -57,6 +58,8 @@ class SaveMaskd(MapTransform):
             raise MedsegError(f"prediction shape {mask.shape} does not match the scan's {shape}", source)
         if carried_affine is not None and not np.allclose(carried_affine, header.affine, atol=AFFINE_TOLERANCE_MM):
             raise MedsegError("prediction did not come back to the scan's grid (affine differs)", source)
+        if np.issubdtype(mask.dtype, np.floating):  # labels a bundle interpolated linearly (prostate's Invertd)
+            mask = np.rint(mask)
         if mask.min() < 0 or mask.max() > 255:
             raise MedsegError("label values must fit in uint8 (0-255)", source)
         return write_nifti(mask_path(self.output_dir, source), mask.astype(np.uint8, copy=False), header.affine)

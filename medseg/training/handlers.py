@@ -1,7 +1,8 @@
 """What medseg adds to a bundle's training workflow, as config items: handlers and checkpoint entries.
 
-Everything here is found by its ``_target_`` in the bundle's ``train.json`` rather than by a fixed
-position, and is switched off on every process but rank 0 where it writes or prints
+Everything here is found by the component it builds (its ``_target_`` in any spelling) in the
+bundle's ``train.json`` rather than by a fixed position, and is switched off on every process but
+rank 0 where it writes or prints
 (``"_disabled_": "@is_not_rank0"``, the flag the bundles and MONAI's tracking settings share).
 """
 
@@ -10,13 +11,15 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+from medseg.bundle_config import target_name
+
 RANK0_ONLY = {"_disabled_": "@is_not_rank0"}
 
 
 def _index(items: list[Any], target: str, **values: Any) -> int | None:
-    """Position of the first config dict in ``items`` with this ``_target_`` and these values."""
+    """Position of the first config dict in ``items`` that builds ``target`` (any spelling) with these values."""
     for index, item in enumerate(items):
-        if isinstance(item, dict) and item.get("_target_") == target and values.items() <= item.items():
+        if target_name(item) == target and values.items() <= item.items():
             return index
     return None
 
@@ -90,5 +93,5 @@ def atomic_checkpoints(train_config: dict[str, Any]) -> dict[str, Any]:
     return {
         f"{place}#_target_": "medseg.training.checkpoints.AtomicCheckpointSaver"
         for place, item in places
-        if isinstance(item, dict) and item.get("_target_") == "CheckpointSaver"
+        if target_name(item) == "CheckpointSaver"
     }

@@ -98,8 +98,7 @@ def _presets(bundle: Bundle, fp: Fingerprint, mode: str, fine_tuning: bool) -> d
     if mode == "bundle" or (mode == "auto" and fine_tuning):
         return {}
     defaults = top_level_values(bundle, "train", PRESET_KEYS)
-    modality = bundle.metadata.get("network_data_format", {}).get("inputs", {}).get("image", {}).get("modality", "")
-    presets = bundle_presets(fp, defaults, modality)
+    presets = bundle_presets(fp, defaults, bundle.modality)
     if "spacing" in presets:  # a bundle spacing <= 0 keeps each scan's own spacing on that axis, as MONAI does
         pairs = zip(presets["spacing"], defaults["spacing"], strict=True)
         presets["spacing"] = [own if own <= 0 else max(data, own) for data, own in pairs]
@@ -162,7 +161,7 @@ def _prepare(
     # every option is checked by now: the run folder becomes a bundle only for a run that can start
     run_bundle = derive_bundle(bundle, run_dir, {k: v for k, v in values.items() if "#" not in k})
     write_text(run_dir / "fingerprint.json", json.dumps(fp.to_dict(), indent=2) + "\n")
-    train_config = json.loads(run_bundle.config("train").read_text(encoding="utf-8"))
+    train_config = run_bundle.parsed("train").content
     cases = [c.as_dict() for c in training], [c.as_dict() for c in validation]
     config: dict[str, Any] = {
         **cache_overrides(cache, *cases, train_config["base_transforms"]),
@@ -238,7 +237,7 @@ def _resumed(run_dir: Path, data_dir: str | Path, epochs: int | None) -> LaunchS
 
 
 def _bundle_epochs(bundle: Bundle) -> int:
-    return int(json.loads(bundle.config("train").read_text(encoding="utf-8"))["train"]["trainer"]["max_epochs"])
+    return int(bundle.parsed("train").content["train"]["trainer"]["max_epochs"])
 
 
 def _placed(spec: LaunchSpec, device: str, launcher: Launcher | None) -> LaunchSpec:
