@@ -175,7 +175,8 @@ class Bundle:
         """
         shape = self._image_format.get("spatial_shape", [])
         sizes = [re.fullmatch(r"\s*(\d+)\s*\*\s*n\s*", str(size)) for size in shape]
-        return [int(size.group(1)) for size in sizes] if sizes and all(sizes) else None
+        found = [int(size.group(1)) for size in sizes if size is not None]
+        return found if sizes and len(found) == len(sizes) else None
 
     @property
     def patch_size(self) -> list[int]:
@@ -226,8 +227,10 @@ class Bundle:
         which is evaluated here: the bundle's code runs, as it does when the bundle runs.
         """
         default = self.root / "models" / "model.pt"
-        config = self.parsed("inference") if self.has_config("inference") else None
-        loader = config.checkpoint_loader() if config else None
+        if not self.has_config("inference"):
+            return default
+        config = self.parsed("inference")
+        loader = config.checkpoint_loader()
         if loader is None:
             return default
         try:
