@@ -19,7 +19,6 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import nibabel as nib
 import numpy as np
 from scipy import ndimage
 
@@ -30,6 +29,7 @@ from medseg.inference.provenance import scan_geometry
 from medseg.io.atomic import write_text
 from medseg.io.color_table import write_color_table
 from medseg.io.dicom_seg import dicom_seg_available, write_dicom_seg
+from medseg.io.fast_nifti import load_nifti
 from medseg.io.html_report import Pictures, write_report
 from medseg.io.overlay import Row, write_overlay
 from medseg.io.paths import (
@@ -82,8 +82,7 @@ def overlay_rows(mask: np.ndarray, quantities: Quantities, most: int = OVERLAY_L
 
 def _scan_intensities(scan: Path) -> np.ndarray:
     """The scan's ``(X, Y, Z)`` intensities; of a multi-channel scan, the first channel."""
-    image = nib.load(scan)
-    data = np.asarray(image.dataobj, dtype=np.float32)
+    data = np.asarray(load_nifti(scan).dataobj, dtype=np.float32)
     return data if data.ndim == 3 else data[..., 0]
 
 
@@ -125,8 +124,8 @@ def write_case_outputs(bundle: Bundle, scan: ScanInput, files: CaseFiles, record
     Returns:
         The case's warnings (also recorded in its statistics): implausible content, skipped outputs.
     """
-    header = nib.load(files.mask)
-    mask, affine = np.asarray(header.dataobj), header.affine
+    written = load_nifti(files.mask)
+    mask, affine = np.asarray(written.dataobj), written.affine
     labels = bundle.labels
     write_seg_nrrd(files.segmentation, mask, affine, labels)
     values = [label.value for label in labels if label.value]
