@@ -177,8 +177,11 @@ def sample_mri(
     """Write the real MNI152 T1 brain (from nilearn) with grey/white-matter labels, and versions of it."""
     from tqdm import tqdm
 
+    from medseg.data.mni import require_nilearn
     from medseg.data.mri_variants import HELD_OUT
     from medseg.data.samples import write_mri_dataset
+
+    require_nilearn()  # before any folder is made
 
     total = cases + (len(HELD_OUT) if test_cases is None else test_cases)
     with tqdm(total=total, desc="MNI152 T1 cases", unit="case") as bar:
@@ -202,7 +205,10 @@ def sample_brats(
     """Write synthetic brain tumour MRI (FLAIR, T1w, t1gd, T2w) in the real MNI152 brain, BraTS labels (MSD layout)."""
     from tqdm import tqdm
 
+    from medseg.data.mni import require_nilearn
     from medseg.data.samples import write_brats_dataset
+
+    require_nilearn()  # before any folder is made
 
     total = cases + (max(1, cases // 4) if test_cases is None else test_cases)
     with tqdm(total=total, desc="brain tumour MRI cases", unit="case") as bar:
