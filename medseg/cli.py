@@ -200,6 +200,9 @@ def sample_mri(
     from tqdm import tqdm
 
     from medseg.samples.datasets import case_count, write_mri_dataset
+    from medseg.samples.mni import require_nilearn
+
+    require_nilearn()  # before any folder is made
 
     total = case_count("mri", cases, test_cases)
     with tqdm(total=total, desc="MNI152 T1 cases", unit="case") as bar:
@@ -224,6 +227,9 @@ def sample_brats(
     from tqdm import tqdm
 
     from medseg.samples.datasets import case_count, write_brats_dataset
+    from medseg.samples.mni import require_nilearn
+
+    require_nilearn()  # before any folder is made
 
     total = case_count("brats", cases, test_cases)
     with tqdm(total=total, desc="brain tumour MRI cases", unit="case") as bar:

@@ -192,3 +192,14 @@ def test_weights_that_are_not_a_checkpoint_are_named_as_such(tmp_path, name, con
         "infer", "ct_liver_tumour_3d", tmp_path / "scan.nii.gz", "-o", tmp_path / "out", "--weights", weights
     )
     assert_one_line_error(result, str(weights), problem)
+
+
+@pytest.mark.parametrize("kind", ["mri", "brats"])
+def test_brain_samples_without_nilearn_say_which_extra_to_install(tmp_path, kind):
+    hidden = "import sys; sys.modules['nilearn'] = None; from medseg.cli import main; sys.exit(main())"
+    target = tmp_path / kind
+    result = subprocess.run(
+        [sys.executable, "-c", hidden, "sample-data", kind, str(target)], capture_output=True, text=True
+    )
+    assert_one_line_error(result, "nilearn, which is not installed: pip install 'medseg[mri]'")
+    assert not target.exists()

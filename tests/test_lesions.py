@@ -2,8 +2,9 @@ import math
 
 import numpy as np
 import pytest
+from scipy import ndimage
 
-from medseg.lesions import axial_axis, measure
+from medseg.lesions import axial_axis, axial_diameter_mm, find_lesions, label_boxes, measure, voxel_volume_ml
 
 from .shapes import grid_affine, sphere, vertical_cylinder
 
@@ -132,3 +133,58 @@ def test_lesions_largest_first_and_burden_of_labels_not_asked_about():
     assert [lesion.volume_ml for lesion in found.lesions] == [0.027, 0.001]
     [burden] = found.burdens
     assert burden.organ_ml == burden.lesion_ml == pytest.approx(0.028)  # no organ voxels, and 1 not asked about
+
+
+def _blobs(shape, seed, count=12):
+    """An F-ordered label map (as a NIfTI's voxels are) with ``count`` boxes of label 2, of 1 and 3 between them."""
+    rng = np.random.default_rng(seed)
+    mask = np.zeros(shape, np.uint8, order="F")
+    for value in rng.choice([1, 2, 2, 3], count):
+        corner = rng.integers(0, np.array(shape) - 1)
+        mask[tuple(slice(c, c + int(rng.integers(1, 6))) for c in corner)] = value
+    mask[0, 3:6, -2:] = 2  # on the array's edges: the crop's box meets the grid's there
+    mask[-1, -1, 0] = 2
+    return mask
+
+
+def _whole_volume_lesions(mask, affine, label):
+    """Lesions as found by labelling the whole volume, the way the crop must reproduce."""
+    components, _ = ndimage.label(mask == label, structure=np.ones((3, 3, 3)))
+    axis, found = axial_axis(affine), []
+    for index, box in enumerate(ndimage.find_objects(components), start=1):
+        component = components == index
+        centroid = np.array(ndimage.center_of_mass(component))
+        found.append(
+            (
+                int(component.sum()) * voxel_volume_ml(affine),
+                axial_diameter_mm(component, affine),
+                tuple(int(v) for v in np.rint(centroid)),
+                tuple(float(v) for v in affine[:3, :3] @ centroid + affine[:3, 3]),
+                (box[axis].start, box[axis].stop - 1),
+            )
+        )
+    return found
+
+
+@pytest.mark.parametrize("seed", range(4))
+def test_lesions_labelled_in_their_bounding_box_are_the_whole_volumes(seed):
+    shape = (23, 19, 17)
+    affine = grid_affine((0.8, 0.9, 1.7), shape, CENTRE, degrees=(10, 0, 20), order=(1, 2, 0))
+    mask = _blobs(shape, seed)
+    lesions = find_lesions(mask, affine, 2)
+    assert len(lesions) >= 4
+    got = [(x.volume_ml, x.axial_diameter_mm, x.centre, x.centre_ras_mm, x.axial_slices) for x in lesions]
+    expected = _whole_volume_lesions(mask, affine, 2)
+    assert [g[2:] for g in got] == [e[2:] for e in expected]  # same components, same order, same slices
+    np.testing.assert_allclose([g[:2] for g in got], [e[:2] for e in expected], rtol=1e-12)
+    assert find_lesions(np.zeros(shape, np.uint8), affine, 2) == []
+
+
+def test_label_boxes_in_either_memory_order_are_find_objects():
+    mask = np.ascontiguousarray(_blobs((21, 18, 15), 7))
+    mask[mask == 3] = 0  # label 3 absent: its box is None
+    expected = ndimage.find_objects(mask, max_label=4)
+    assert expected[2] is None and expected[3] is None
+    assert label_boxes(mask, 4) == expected
+    assert label_boxes(np.asfortranarray(mask), 4) == expected
+    assert label_boxes(mask[::-1, :, ::2], 4) == ndimage.find_objects(mask[::-1, :, ::2], max_label=4)

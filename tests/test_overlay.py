@@ -4,6 +4,7 @@ import numpy as np
 import pytest
 from matplotlib.figure import Figure
 from PIL import Image
+from scipy import ndimage
 
 from medseg.bundles import find_bundle
 from medseg.io.contrast import MIN_CONTRAST, edge_pixels, label_colours, luminance
@@ -77,3 +78,16 @@ def test_no_scale_bar_on_a_view_too_narrow_for_one():
     axes = Figure().subplots()
     _scale_bar(axes, view)
     assert not axes.texts and not axes.lines
+
+
+@pytest.mark.parametrize("shape", [(31, 27), (14, 12, 11)])
+def test_edges_found_in_the_regions_box_are_the_whole_arrays(shape):
+    rng = np.random.default_rng(len(shape))
+    for density in (0.0, 0.02, 0.3):
+        inside = np.zeros(shape, bool)
+        core = tuple(slice(2, n - 3) for n in shape)
+        inside[core] = rng.random(inside[core].shape) < density
+        inside[(0,) * len(shape)] = density > 0  # a pixel on the array's corner: the box meets the array there
+        whole = ndimage.binary_dilation(inside) & ~ndimage.binary_erosion(inside)
+        np.testing.assert_array_equal(edge_pixels(inside), whole)
+        np.testing.assert_array_equal(edge_pixels(np.asfortranarray(inside)[::-1]), whole[::-1])

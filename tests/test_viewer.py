@@ -155,3 +155,15 @@ def test_viewer_scrolls_toggles_labels_and_windows_in_headless_chromium(tmp_path
         "s.dispatchEvent(new Event('input')); })()"
     )
     assert browser.screenshot(AXIAL).mean() < shown.mean() - 20, "a higher level shows the same tissue darker"
+
+
+def test_blocks_of_a_fortran_ordered_or_flipped_volume_are_the_c_ordered_ones():
+    volume = np.random.default_rng(3).normal(0, 300, (9, 10, 7)).astype(np.float32)
+    labels = (volume > 200).astype(np.uint8) + (volume > 500)
+    for factors in [(2, 2, 1), (3, 2, 3)]:
+        for stored in (np.asfortranarray, lambda v: np.asfortranarray(v)[::-1, :, ::-1][::-1, :, ::-1]):
+            np.testing.assert_array_equal(block_mean(stored(volume), factors), block_mean(volume, factors))
+            np.testing.assert_array_equal(block_max(stored(labels), factors), block_max(labels, factors))
+    shrunk = block_mean(np.asfortranarray(volume[:8, :10, :6]), (2, 2, 3))
+    expected = volume[:8, :10, :6].reshape(4, 2, 5, 2, 2, 3).astype(np.float64).mean(axis=(1, 3, 5))
+    np.testing.assert_allclose(shrunk, expected, rtol=1e-5, atol=1e-3)

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Callable, Mapping
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -29,7 +30,7 @@ from medseg.inference.provenance import scan_geometry
 from medseg.io.atomic import write_text
 from medseg.io.color_table import write_color_table
 from medseg.io.dicom_seg import dicom_seg_available, write_dicom_seg
-from medseg.io.fast_nifti import read_nifti
+from medseg.io.fast_nifti import load_nifti
 from medseg.io.html_report import Pictures, write_report
 from medseg.io.overlay import Row, write_overlay
 from medseg.io.paths import (
@@ -84,8 +85,7 @@ def overlay_rows(mask: np.ndarray, quantities: Quantities, most: int = OVERLAY_L
 
 def _scan_intensities(scan: Path) -> np.ndarray:
     """The scan's ``(X, Y, Z)`` intensities; of a multi-channel scan, the first channel."""
-    image = read_nifti(scan)
-    data = np.asarray(image.dataobj, dtype=np.float32)
+    data = np.asarray(load_nifti(scan).dataobj, dtype=np.float32)
     return data if data.ndim == 3 else data[..., 0]
 
 
@@ -127,30 +127,32 @@ def write_case_outputs(bundle: Bundle, scan: ScanInput, files: CaseFiles, record
     Returns:
         The case's warnings (also recorded in its statistics): implausible content, skipped outputs.
     """
-    header = read_nifti(files.mask)
-    mask, affine = np.asarray(header.dataobj), header.affine
+    written = load_nifti(files.mask)
+    mask, affine = np.asarray(written.dataobj), written.affine
     labels = bundle.labels
-    write_seg_nrrd(files.segmentation, mask, affine, labels)
     values = [label.value for label in labels if label.value]
     quantities = measure(mask, affine, values, bundle.label_rules.get("inside", {}))
     intensities = _scan_intensities(scan.path)
-    warnings = scan_warnings(intensities, bundle.modality, three_d=bundle.spatial_dims == 3)
-    warnings += mask_warnings(quantities.volumes_ml, labels, bundle.volume_ranges)
     title = f"{files.name} ({bundle.name})"
     rows = overlay_rows(mask, quantities)
-    warnings += _optional(
-        "overlay",
-        lambda: write_overlay(
-            files.overlay, intensities, mask, affine, rows=rows, labels=labels, modality=bundle.modality, title=title
-        ),
-    )
-    warnings += _optional(
-        "viewer",
-        lambda: write_viewer_volume(
-            files.viewer,
-            viewer_volume(intensities, mask, affine, labels=labels, modality=bundle.modality, focus=rows[0].focus),
-        ),
-    )
+    # matplotlib draws the overlay, holding the GIL most of the time, while this thread makes the rest in numpy,
+    # scipy and zlib, which let go of it: on two cores the overlay's second of drawing is mostly hidden.
+    with ThreadPoolExecutor(max_workers=1) as drawing:
+        picture = {"rows": rows, "labels": labels, "modality": bundle.modality, "title": title}
+        overlay = drawing.submit(
+            _optional, "overlay", lambda: write_overlay(files.overlay, intensities, mask, affine, **picture)
+        )
+        write_seg_nrrd(files.segmentation, mask, affine, labels)
+        warnings = scan_warnings(intensities, bundle.modality, three_d=bundle.spatial_dims == 3)
+        warnings += mask_warnings(quantities.volumes_ml, labels, bundle.volume_ranges)
+        viewer = _optional(
+            "viewer",
+            lambda: write_viewer_volume(
+                files.viewer,
+                viewer_volume(intensities, mask, affine, labels=labels, modality=bundle.modality, focus=rows[0].focus),
+            ),
+        )
+        warnings += overlay.result() + viewer
     if scan.source.is_dir() and dicom_seg_available():
         warnings += _optional("DICOM SEG", lambda: write_dicom_seg(files.dicom_seg, mask, scan.source, bundle))
     stats = case_stats(

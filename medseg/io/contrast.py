@@ -17,6 +17,7 @@ import numpy as np
 from scipy import ndimage
 
 from medseg.labels import Label
+from medseg.lesions import bounding_box
 
 MIN_CONTRAST = 0.4
 MIN_SATURATION = 0.2  # below this (max - min of red, green, blue) a colour reads as a grey
@@ -43,8 +44,17 @@ def edge_pixels(inside: np.ndarray) -> np.ndarray:
     """The pixels an outline of the boolean ``(rows, columns)`` region ``inside`` passes between.
 
     Its border pixels and the pixels just outside them (8-connected), as a boolean array of the same shape.
+    Works in 2D and 3D. Only the region's bounding box, one pixel wider each way (within the array), is
+    eroded and dilated: nothing outside it can be an edge, and inside it the result is the whole array's.
     """
-    return ndimage.binary_dilation(inside) & ~ndimage.binary_erosion(inside)
+    edges = np.zeros(inside.shape, bool)
+    box = bounding_box(inside)
+    if box is None:
+        return edges
+    wider = tuple(slice(max(side.start - 1, 0), side.stop + 1) for side in box)  # a stop past the end is the end
+    crop = inside[wider]
+    edges[wider] = ndimage.binary_dilation(crop) & ~ndimage.binary_erosion(crop)
+    return edges
 
 
 def contrasting(rgb: Colour, background: float) -> tuple[float, float, float]:

@@ -14,6 +14,8 @@ from functools import cache
 import numpy as np
 from scipy import ndimage
 
+from medseg.errors import MedsegError
+
 # A voxel is labelled with a tissue when that tissue's probability is the larger and above this.
 TISSUE_THRESHOLD = 0.5
 BACKGROUND, GREY_MATTER, WHITE_MATTER = 0, 1, 2
@@ -42,9 +44,27 @@ class Template:
         return np.clip(brain - self.grey - self.white, 0, 1)
 
 
+def require_nilearn() -> None:
+    """Raise the one line that says how to install nilearn when it is missing.
+
+    nilearn is an extra (``medseg[mri]``), not a dependency: it brings scikit-learn and pandas, which
+    ``import monai`` imports whenever they are installed, slowing every command's start-up.
+
+    Raises:
+        MedsegError: nilearn is not installed.
+    """
+    try:
+        import nilearn  # noqa: F401
+    except ImportError as error:
+        raise MedsegError(
+            "the MNI152 brain ships inside nilearn, which is not installed: pip install 'medseg[mri]'"
+        ) from error
+
+
 @cache
 def load_template() -> Template:
-    """Load the 1 mm template and its grey/white-matter maps from nilearn (cached)."""
+    """Load the 1 mm template and its grey/white-matter maps from nilearn (cached; see :func:`require_nilearn`)."""
+    require_nilearn()
     from nilearn import datasets
 
     images = [
