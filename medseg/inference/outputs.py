@@ -138,9 +138,19 @@ def write_case_outputs(bundle: Bundle, scan: ScanInput, files: CaseFiles, record
     # matplotlib draws the overlay, holding the GIL most of the time, while this thread makes the rest in numpy,
     # scipy and zlib, which let go of it: on two cores the overlay's second of drawing is mostly hidden.
     with ThreadPoolExecutor(max_workers=1) as drawing:
-        picture = {"rows": rows, "labels": labels, "modality": bundle.modality, "title": title}
         overlay = drawing.submit(
-            _optional, "overlay", lambda: write_overlay(files.overlay, intensities, mask, affine, **picture)
+            _optional,
+            "overlay",
+            lambda: write_overlay(
+                files.overlay,
+                intensities,
+                mask,
+                affine,
+                rows=rows,
+                labels=labels,
+                modality=bundle.modality,
+                title=title,
+            ),
         )
         write_seg_nrrd(files.segmentation, mask, affine, labels)
         warnings = scan_warnings(intensities, bundle.modality, three_d=bundle.spatial_dims == 3)

@@ -22,7 +22,8 @@ import base64
 import json
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
+from types import ModuleType
+from typing import Any, Literal
 
 import nibabel as nib
 import numpy as np
@@ -32,6 +33,7 @@ from medseg.io.contrast import label_colours
 from medseg.io.overlay import to_ras, window
 from medseg.labels import Label
 
+fast_zlib: ModuleType
 try:
     from isal import isal_zlib as fast_zlib  # zlib streams, 30 times as fast as zlib's level 6 on a CT
 except ImportError:  # pragma: no cover - isal is a dependency; keep working without it
@@ -67,7 +69,7 @@ def _blocks(volume: np.ndarray, factors: Sequence[int]) -> list[np.ndarray]:
     ]
 
 
-def _memory_order(volume: np.ndarray) -> str:
+def _memory_order(volume: np.ndarray) -> Literal["C", "F"]:
     """``F`` when ``volume``'s first axis varies fastest in memory (a NIfTI's voxels, views of them), else ``C``."""
     strides = np.abs(volume.strides)
     return "F" if strides[0] < strides[-1] else "C"
