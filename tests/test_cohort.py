@@ -7,6 +7,7 @@ import shutil
 import signal
 import subprocess
 import sys
+import threading
 import time
 from collections import Counter
 from pathlib import Path
@@ -64,13 +65,9 @@ def test_a_folder_of_niftis_of_series_folders_and_a_list(tmp_path):
     assert _names(expand_inputs([], [table])) == [("a.nii", "p001"), ("b.nii.gz", "b")]
 
 
-def test_an_empty_folder_and_a_missing_list_entry_are_one_line_each(tmp_path):
+def test_an_empty_folder_is_a_failing_scan_and_a_missing_list_entry_one_line(tmp_path):
     (tmp_path / "empty").mkdir()
-    with pytest.raises(MedsegError) as empty:
-        expand_inputs([tmp_path / "empty"])
-    assert (
-        str(empty.value) == f"{tmp_path / 'empty'}: is an empty folder: it holds no NIfTI scans or DICOM series folders"
-    )
+    assert _names(expand_inputs([tmp_path / "empty"])) == [("empty", "empty")], "fails as a series, alone"
     listed = tmp_path / "cohort.csv"
     listed.write_text("path\ngone.nii.gz\nalso_gone.nii.gz\n")
     with pytest.raises(MedsegError) as missing:
@@ -192,3 +189,29 @@ def test_a_scan_too_large_for_the_pipeline_names_the_prefetch(tmp_path, ct_bundl
     )
     assert len(report.failed) == 3
     assert "(--max-memory, or --prefetch below 2)" in str(report.failed[0])
+
+
+def test_a_stage_that_breaks_stops_the_run_with_its_error(tmp_path, monkeypatch, ct_bundle, scans, random_weights):
+    (scans / "broken.nii.gz").write_bytes(b"not a scan")  # read first: its failure cannot be recorded
+    real_append = Manifest.append
+
+    def disk_full_for_failures(self, entries):
+        entries = list(entries)
+        if any(entry.state == "failed" for entry in entries):
+            raise OSError("No space left on device")
+        real_append(self, entries)
+
+    monkeypatch.setattr(Manifest, "append", disk_full_for_failures)
+    outcome = {}
+
+    def run():
+        try:
+            segment_report(ct_bundle, [scans], tmp_path / "out", weights=random_weights, device="cpu", overrides=TINY)
+        except OSError as error:
+            outcome["error"] = error
+
+    thread = threading.Thread(target=run, daemon=True)
+    thread.start()
+    thread.join(timeout=180)
+    assert not thread.is_alive(), "the run hangs"
+    assert str(outcome["error"]) == "No space left on device"

@@ -5,7 +5,7 @@ An input of ``medseg infer`` is one of:
 - a NIfTI file (``.nii``, ``.nii.gz``) or an enhanced multi-frame DICOM file: one scan;
 - a folder that holds NIfTI files: each of them, by name (sub-folders are not searched);
 - a folder whose entries are all folders: each of them is a DICOM series folder;
-- any other folder: one DICOM series;
+- any other folder (an empty one too): one DICOM series;
 - ``--list FILE``: one path per line (blank lines and ``#`` comments skipped), or a CSV file whose
   header has a ``path`` column and optionally a ``case_id`` column, which names the scan's outputs.
   Relative paths are read from the list file's folder.
@@ -42,16 +42,13 @@ def _visible(folder: Path) -> list[Path]:
 def folder_scans(folder: Path) -> list[ScanRequest]:
     """The scans a folder stands for: its NIfTI files, its series sub-folders, or itself as one series.
 
-    Raises:
-        MedsegError: the folder is empty.
+    An empty folder stands for itself: it fails as a scan (no DICOM series in it), and the others go on.
     """
     entries = _visible(folder)
-    if not entries:
-        raise MedsegError("is an empty folder: it holds no NIfTI scans or DICOM series folders", folder)
     niftis = [entry for entry in entries if entry.is_file() and is_nifti(entry)]
     if niftis:
         return [ScanRequest.of(path) for path in niftis]
-    if all(entry.is_dir() for entry in entries):
+    if entries and all(entry.is_dir() for entry in entries):
         return [ScanRequest.of(path) for path in entries]
     return [ScanRequest.of(folder)]
 
@@ -109,7 +106,7 @@ def expand_inputs(inputs: Sequence[str | Path | ScanRequest], lists: Iterable[st
     :class:`ScanRequest` (inputs expanded before) stays as it is.
 
     Raises:
-        MedsegError: an empty folder, or a list file that is unreadable, empty or names missing files.
+        MedsegError: a list file that is unreadable, empty or names missing files.
     """
     requests = [request for path in map(Path, lists) for request in list_scans(path)]
     for given in inputs:

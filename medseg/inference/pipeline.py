@@ -74,15 +74,24 @@ class _Stream(IterableDataset):
 
     def __init__(self, stages: _Stages, total: int) -> None:
         super().__init__()
-        self.ready, self.in_flight, self.say, self.total = stages.ready, stages.in_flight, stages.say, total
+        self.stages, self.ready, self.in_flight, self.total = stages, stages.ready, stages.in_flight, total
 
     def __iter__(self) -> Iterator[dict[str, Any]]:
-        while (job := self.ready.get()) is not _END:
+        while (job := self._next()) is not _END:
             data, job.data = job.data, None  # the batch the loader makes is the only copy kept
             self.in_flight.append(job)
-            self.say(f"segmenting {job.request.name} ({job.index}/{self.total})")
+            self.stages.say(f"segmenting {job.request.name} ({job.index}/{self.total})")
             yield data
         self.ready.put(_END)  # a later pass (after a failed scan) ends too
+
+    def _next(self) -> Job | None:
+        """The next preprocessed scan; the end once the reader is done, or the run was stopped."""
+        while True:
+            try:
+                return self.ready.get(timeout=_POLL_S)
+            except queue.Empty:
+                if self.stages.stop.is_set():
+                    return _END
 
 
 def _put(target: queue.Queue[Job | None], job: Job | None, stop: threading.Event) -> bool:
@@ -109,6 +118,19 @@ class _Stages:
         self.written: queue.Queue[Job | None] = queue.Queue(maxsize=prefetch)
         self.in_flight: deque[Job] = deque()
         self.stop = threading.Event()
+        self.crashed: BaseException | None = None  # what stopped a stage's thread itself (not one scan)
+
+    def guarded(self, stage: Callable[..., None]) -> Callable[..., None]:
+        """``stage`` for a thread: an error that escapes it (its ``fail`` failing, say) stops the whole run."""
+
+        def run(*args: Any) -> None:
+            try:
+                stage(*args)
+            except BaseException as error:
+                self.crashed = error
+                self.stop.set()
+
+        return run
 
     def read(self, requests: Sequence[ScanRequest]) -> None:
         """Check and preprocess each scan in turn; hand it to the network, or report its failure."""
@@ -183,8 +205,8 @@ def run_pipeline(
         collate_fn=evaluator.data_loader.collate_fn,
     )
     evaluator.add_event_handler(IterationEvents.MODEL_COMPLETED, stages.hand_over)
-    reader = threading.Thread(target=stages.read, args=(requests,), name="medseg-reader", daemon=True)
-    writer = threading.Thread(target=stages.write, name="medseg-writer", daemon=True)
+    reader = threading.Thread(target=stages.guarded(stages.read), args=(requests,), name="medseg-reader", daemon=True)
+    writer = threading.Thread(target=stages.guarded(stages.write), name="medseg-writer", daemon=True)
     reader.start()
     writer.start()
     try:
@@ -195,6 +217,8 @@ def run_pipeline(
         stages.stop.set()
         reader.join()
         writer.join()
+    if stages.crashed is not None:
+        raise stages.crashed
 
 
 def _run_evaluator(evaluator: Any, stages: _Stages) -> None:

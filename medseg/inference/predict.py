@@ -353,7 +353,8 @@ class _Run:
             workflow = load_workflow(
                 self.bundle, ["inference"], workflow_type="infer", overrides={**config, "writer": writer}, quiet=True
             )
-            workflow.parser["dataset#data"] = []
+            # one item, never read (the pipeline feeds the evaluator): a bundle's sampler refuses an empty dataset
+            workflow.parser["dataset#data"] = [{"image": str(todo[0].source.absolute())}]
             detach_postprocessing(workflow)
             workflow.initialize()
             run_pipeline(

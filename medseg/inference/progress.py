@@ -72,11 +72,12 @@ def run_display(total: int, first_line: str) -> Iterator[tuple[Callable[[str], N
 
     if terminal:
         print(first_line, file=sys.stderr)
+    erase = "\r\x1b[2K" if terminal else "\r"  # a pipe or file gets no terminal codes
     with tqdm(total=total, desc="segmenting", unit="scan", file=sys.stderr, dynamic_ncols=True) as bar:
 
         def show(counts: RunProgress) -> None:
-            if counts.error is not None:
-                bar.write(f"error: {counts.error}", file=sys.stderr)
+            if counts.error is not None:  # on a line of its own, the bar redrawn below it
+                sys.stderr.write(f"{erase}error: {counts.error}\n")
             skipped = f", {counts.skipped} done before" if counts.skipped else ""
             bar.set_postfix_str(f"{counts.done} done, {counts.failed} failed{skipped}", refresh=False)
             bar.update(counts.finished - bar.n)
