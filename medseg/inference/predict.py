@@ -5,14 +5,19 @@ path (:mod:`medseg.inference.options`) replaces the inferer and the inversion st
 ``stock`` keeps the bundle's recipe whole. The writer is always
 :class:`medseg.io.mask_writer.SaveMaskd` (uint8, the source's exact grid, atomic).
 
-Scans are checked up front (what the file is, its modality, header, dimensions, truncation, voxel
-size) and then segmented one at a time. A scan that fails, whatever the error, is reported in one
-line and skipped; the others are finished. An optional output that cannot be made (overlay, DICOM
-SEG, report) costs only itself: a warning says why. Each mask, and with ``extras`` its
-Slicer segmentation, statistics and overlay (:mod:`medseg.inference.outputs`), is written to a staging
-folder and moved into place when all of its scan's files are done, so no half-written file and no
-partial set of files is ever left. The run's table, report, colour table and Slicer snippet follow at
-the end. A DICOM folder (or multi-frame file) is first converted to a temporary NIfTI on its grid.
+The inputs are expanded into scans (:mod:`medseg.inference.cohort_inputs`: files, folders, lists),
+and the bundle's workflow is built once for all of them. Each scan is checked (what the file is, its
+modality, header, dimensions, truncation, voxel size, the memory it needs) just before its
+preprocessing, while the network works on the scan before it (:mod:`medseg.inference.pipeline`). A
+scan that fails, whatever the error, is reported in one line and skipped; the others are finished. A
+run of two or more scans keeps ``OUTDIR/manifest.jsonl`` (:mod:`medseg.inference.manifest`), so that
+running it again finishes what is left, and sums itself up (:mod:`medseg.inference.cohort_summary`).
+An optional output that cannot be made (overlay, DICOM SEG, report) costs only itself: a warning
+says why. Each mask, and with ``extras`` its Slicer segmentation, statistics and overlay
+(:mod:`medseg.inference.outputs`), is written to a staging folder and moved into place when all of
+its scan's files are done, so no half-written file and no partial set of files is ever left. The
+run's table, report, colour table and Slicer snippet follow at the end. A DICOM folder (or
+multi-frame file) is first converted to a temporary NIfTI on its grid.
 """
 
 from __future__ import annotations
