@@ -19,14 +19,17 @@ from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from medseg.defaults import DEFAULT_MIN_LESION_ML, DEFAULT_PREFETCH
 from medseg.errors import MedsegError
 
 if TYPE_CHECKING:
     from medseg.bundles import Bundle
     from medseg.data.report import DatasetCheck
     from medseg.evaluation import CaseResult
+    from medseg.inference.cohort_inputs import ScanRequest
     from medseg.inference.options import InferenceOptions
     from medseg.inference.predict import SegmentReport
+    from medseg.inference.progress import RunProgress
     from medseg.training.distributed import Launcher
     from medseg.training.run import TrainResult
 
@@ -75,7 +78,7 @@ def find_bundle(name_or_path: str | Path | Bundle, *, trust: bool = False, say: 
 
 def segment(
     bundle: str | Path | Bundle,
-    inputs: Sequence[str | Path],
+    inputs: Sequence[str | Path | ScanRequest],
     output: str | Path,
     *,
     weights: str | Path | Sequence[str | Path] | None = None,
@@ -85,10 +88,13 @@ def segment(
     masks_only: bool = False,
     max_memory: float | None = None,
     ignore_modality: bool = False,
-    min_lesion_ml: float = 0.1,
+    min_lesion_ml: float = DEFAULT_MIN_LESION_ML,
+    lists: Sequence[str | Path] = (),
+    prefetch: int = DEFAULT_PREFETCH,
+    retry_failed: bool = False,
     keep_going: bool = False,
     trust: bool = False,
-    progress: Callable[[int], None] | None = None,
+    progress: Callable[[RunProgress], None] | None = None,
     step: Say | None = None,
     say: Say = _to_stderr,
 ) -> SegmentReport:
@@ -100,7 +106,8 @@ def segment(
 
     Args:
         bundle: bundle name, bundle folder or ``Bundle``.
-        inputs: NIfTI files (3D, or 4D channel last), DICOM series folders or multi-frame DICOM files.
+        inputs: NIfTI files (3D, or 4D channel last), DICOM series folders, multi-frame DICOM files, or
+            folders of NIfTI files or of DICOM series folders.
         output: the output folder (created if missing).
         weights: weights file, or several for an ensemble (their probabilities are averaged);
             default the bundle's ``models/model.pt``.
@@ -112,10 +119,15 @@ def segment(
         max_memory: GB of memory a scan may need; larger scans are refused. Default: the memory free now.
         ignore_modality: segment scans whose DICOM modality is not the bundle's.
         min_lesion_ml: lesions smaller than this (mL) are counted in the statistics, not listed.
+        lists: files that list scans, one path a line or a CSV with ``path`` and ``case_id`` columns.
+        prefetch: scans read ahead of the network, and as many waiting to be written (memory bound:
+            :func:`medseg.inference.memory.pipeline_bytes`).
+        retry_failed: segment again the scans that failed in an earlier run into ``output``; scans
+            done before (``output/manifest.jsonl``) with unchanged inputs are skipped either way.
         keep_going: a scan that fails is recorded in the report and the others are finished;
             without it, a failure raises once the scans that succeeded are written.
         trust: run a bundle from outside medseg's bundle folders.
-        progress: called with the number of scans finished so far.
+        progress: called as each scan ends with the run's counts (done, failed, skipped) and its error.
         step: called with a few words as each step starts, for a progress display.
         say: where the notice about a trusted outside bundle goes.
 
@@ -151,10 +163,13 @@ def segment(
         max_memory=_bytes(max_memory),
         ignore_modality=ignore_modality,
         min_lesion_ml=min_lesion_ml,
+        lists=lists,
+        prefetch=prefetch,
+        retry_failed=retry_failed,
         step=step,
     )
     if not keep_going:
-        report.raise_failures(len(inputs))
+        report.raise_for_failures()
     return report
 
 

@@ -18,11 +18,13 @@ from typer.core import TyperGroup
 
 from medseg.cli_flags import option_flags, with_flags
 from medseg.cli_help import examples, tidy_value_names
+from medseg.defaults import DEFAULT_MIN_LESION_ML, DEFAULT_PREFETCH
 from medseg.engine_logs import DEBUG_LOGGER
 from medseg.errors import MedsegError
 
 if TYPE_CHECKING:
     from medseg.bundles import Bundle
+    from medseg.inference.predict import SegmentReport
 
 app = typer.Typer(
     help="Medical image segmentation on MONAI: train, infer and ship bundles; masks that open in 3D Slicer.",
@@ -341,19 +343,20 @@ def train_command(
     epilog=examples(
         "medseg infer ct_liver_tumour_3d scan.nii.gz -o out",
         "medseg infer ct_liver_tumour_3d dicom/series1 scans/ -o out --device cuda --window large",
-        "medseg infer --trust runs/liver scan.nii.gz -o out",
+        "medseg infer ct_liver_tumour_3d --list cohort.csv -o out --retry-failed",
     ),
 )
 def infer_command(
     bundle: BundleArg,
-    inputs: Annotated[
-        list[Path],
-        typer.Argument(
-            help="Scans to segment: NIfTI files (.nii, .nii.gz), DICOM folders (one image series each) or "
-            "enhanced multi-frame DICOM files."
-        ),
-    ],
     output: Annotated[Path, typer.Option("--output", "-o", help="Output folder for <name>_seg.nii.gz masks.")],
+    inputs: Annotated[
+        list[Path] | None,
+        typer.Argument(
+            help="Scans to segment: NIfTI files (.nii, .nii.gz), DICOM folders (one image series each), "
+            "enhanced multi-frame DICOM files, or folders of NIfTI files or of DICOM series folders.",
+            show_default=False,
+        ),
+    ] = None,
     weights: Annotated[
         list[Path] | None,
         typer.Option(
@@ -411,7 +414,27 @@ def infer_command(
             min=0.0,
             help="Lesions smaller than this (mL) are counted in the statistics and report, not listed.",
         ),
-    ] = 0.1,
+    ] = DEFAULT_MIN_LESION_ML,
+    scan_list: Annotated[
+        list[Path] | None,
+        typer.Option(
+            "--list",
+            help="File listing scans: one path a line, or a CSV with a 'path' column (and 'case_id', which names "
+            "the outputs). Relative paths are read from the list's folder.",
+        ),
+    ] = None,
+    prefetch: Annotated[
+        int,
+        typer.Option(
+            min=1,
+            help="Scans read and preprocessed ahead of the network, and as many waiting to be written: memory "
+            "grows by about 2 x PREFETCH x one scan on the network's grid.",
+        ),
+    ] = DEFAULT_PREFETCH,
+    retry_failed: Annotated[
+        bool,
+        typer.Option("--retry-failed", help="Segment again the scans that failed in an earlier run into OUTDIR."),
+    ] = False,
     trust: TrustOpt = False,
 ) -> None:
     """Segment scans; writes OUTDIR/<name>_seg.nii.gz (uint8, on the scan's own grid) and more.
@@ -420,33 +443,32 @@ def infer_command(
     and for the run stats.csv, report.html, <bundle>_colors.ctbl and open_in_slicer.py.
     <name> is a NIfTI file's name without .nii/.nii.gz, or a DICOM series folder's name. A scan that
     fails is reported and skipped; the others are finished (exit status 1 if any failed).
+    A run of two or more scans keeps OUTDIR/manifest.jsonl: run the same command again to finish an
+    interrupted run (scans done since are skipped), and sums up in OUTDIR/cohort.csv and cohort.html.
     """
-    from tqdm import tqdm
-
+    if not inputs and not scan_list:
+        raise typer.BadParameter("give the scans to segment, or --list FILE", param_hint="INPUTS")
     from medseg.api import segment
     from medseg.devices import resolve_device
+    from medseg.inference.cohort_inputs import expand_inputs
     from medseg.inference.options import InferenceOptions, Window
-    from medseg.inference.progress import step_spinner
-    from medseg.inference.summary import scan_summary
+    from medseg.inference.progress import run_display
     from medseg.weights import weights_among
 
-    weights, inputs = weights_among(weights, inputs)  # `--weights a.pt b.pt scan.nii.gz`: b.pt arrives as a scan
+    weights, scans = weights_among(weights, inputs or [])  # `--weights a.pt b.pt scan.nii.gz`: b.pt arrives as a scan
 
     chosen = cast("Window", window)  # any other word is refused with the choices when the options are applied
     options = InferenceOptions(
         stock=stock, overlap=overlap, tta=tta, coarse=fast, label_rules=label_rules, window=chosen
     )
     found = _bundle(bundle, trust)
-    terminal = sys.stderr.isatty()
+    requests = expand_inputs(scans, scan_list or [])
     path = "stock path (the bundle's own recipe)" if stock else f"fast path (--window {window})"
     first_line = f"segmenting with {found.name} on {resolve_device(device)}, {path}"
-    with (
-        step_spinner(terminal, first_line) as step,
-        tqdm(total=len(inputs), desc="segmenting", unit="scan", disable=terminal or len(inputs) < 2) as bar,
-    ):
+    with run_display(len(requests), first_line, lambda line: with_flags(line, _flags())) as (step, progress):
         report = segment(
             found,
-            inputs,
+            requests,
             output,
             weights=weights,
             device=device,
@@ -456,10 +478,22 @@ def infer_command(
             max_memory=max_memory,
             ignore_modality=ignore_modality,
             min_lesion_ml=min_lesion_ml,
+            prefetch=prefetch,
+            retry_failed=retry_failed,
             keep_going=True,
-            progress=lambda done: bar.update(done - bar.n),
+            progress=progress,
             step=step,
         )
+    _render_report(report, bundle, output, stock=stock, ignore_modality=ignore_modality, extras=not masks_only)
+    raise typer.Exit(report.exit_status)
+
+
+def _render_report(
+    report: SegmentReport, bundle: str, output: Path, *, stock: bool, ignore_modality: bool, extras: bool
+) -> None:
+    """Print what a ``medseg infer`` run did (its failures were printed as they happened)."""
+    from medseg.inference.summary import scan_summary
+
     if report.path != "fast path" and not stock:  # a fallback is news; --stock was asked for
         _warn(f"{bundle}: {report.path}")
     if ignore_modality:
@@ -468,14 +502,12 @@ def infer_command(
         _warn(f"warning: {warning}")
     for mask in report.written:
         typer.echo(scan_summary(mask))
-    if report.written and not masks_only:
+    if report.skipped:
+        typer.echo(f"skipped {len(report.skipped)} scans done by an earlier run ({output / 'manifest.jsonl'})")
+    if report.written and extras:
         typer.echo(f"report: {output / 'report.html'}\nopen in 3D Slicer: medseg slicer {output}")
-    if len(report.failed) == 1 and len(inputs) == 1:
-        raise report.failed[0]
-    for error in report.failed:
-        _warn(f"error: {error}")
-    if report.failed:
-        raise typer.Exit(1)
+    if report.summary is not None:
+        typer.echo(f"cohort summary: {report.summary}")
 
 
 @app.command("slicer", epilog=examples("medseg slicer out", "medseg slicer out --scan-dir scans"))

@@ -31,8 +31,6 @@ from scipy.spatial.distance import pdist
 FULL_CONNECTIVITY = ndimage.generate_binary_structure(3, 3)
 # In-plane offsets of a voxel's four corners from its centre, in voxel units.
 CORNERS = np.array(list(product((-0.5, 0.5), repeat=2)))
-# Lesions smaller than this (mL) are counted but not listed in the statistics and the report.
-DEFAULT_MIN_LESION_ML = 0.1
 
 
 @dataclass(frozen=True)

@@ -12,6 +12,8 @@ import SimpleITK as sitk
 from medseg.bundles import find_bundle
 from medseg.errors import MedsegError
 from medseg.inference import predict
+from medseg.inference.cohort_inputs import ScanRequest
+from medseg.inference.manifest import MANIFEST
 from medseg.inference.predict import segment
 from medseg.io.dicom import series_to_nifti
 
@@ -217,7 +219,7 @@ def test_segment_series_folders(tmp_path, scratch, ct_bundle, random_weights):
     masks = segment(ct_bundle, folders, out, weights=random_weights, device="cpu", overrides=TINY, extras=False)
     names = ["patient.7_seg.nii.gz", "patient.8_seg.nii.gz"]
     assert masks == [out / name for name in names]
-    assert sorted(p.name for p in out.iterdir()) == names
+    assert sorted(p.name for p in out.iterdir()) == [MANIFEST, *names]
     for mask_path, volume in zip(masks, volumes.values(), strict=True):
         mask = nib.load(mask_path)
         assert mask.get_data_dtype() == np.uint8
@@ -232,7 +234,7 @@ def test_a_failing_input_is_reported_and_the_others_finished(tmp_path, scratch, 
     with pytest.raises(MedsegError, match="1 of 2 scans failed") as error:
         segment(ct_bundle, [folder, missing], out, weights=random_weights, device="cpu", overrides=TINY, extras=False)
     assert f"{missing}: file not found" in str(error.value)
-    assert [p.name for p in out.iterdir()] == ["series_seg.nii.gz"]
+    assert sorted(p.name for p in out.iterdir()) == [MANIFEST, "series_seg.nii.gz"]
 
 
 def test_two_folders_with_the_same_name(tmp_path, scratch, ct_bundle):
@@ -247,5 +249,6 @@ def test_two_folders_with_the_same_name(tmp_path, scratch, ct_bundle):
 def test_scan_errors_name_the_folder(tmp_path, scratch):
     folder = write_series(tmp_path / "series", ct_volume(FLIPPED))
     with pytest.raises(MedsegError) as error:
-        predict._checked_scan(folder, tmp_path, find_bundle("mri_brain_tumour_3d"), 2**40, ignore_modality=True)
+        bundle = find_bundle("mri_brain_tumour_3d")
+        predict._checked_scan(ScanRequest.of(folder), tmp_path, bundle, 2**40, ignore_modality=True)
     assert_one_line_error(error, folder, "expected 4 channels")

@@ -40,3 +40,18 @@ def _read(leader):
         return os.read(leader, 65536)
     except OSError:  # the child exited: Linux reports the closed terminal as EIO
         return b""
+
+
+def test_a_run_of_several_scans_shows_one_bar_with_counts_rate_and_time_left(capsys):
+    from medseg.errors import MedsegError
+    from medseg.inference.progress import RunProgress, run_display
+
+    with run_display(3, "segmenting with a bundle") as (_, show):
+        show(RunProgress(total=3, done=1))
+        show(RunProgress(total=3, done=1, failed=1, error=MedsegError("not a NIfTI file", "bad.nii.gz")))
+    shown = capsys.readouterr().err
+    assert "]\rerror: bad.nii.gz: not a NIfTI file\n" in shown, "a line of its own per failure"
+    assert "\x1b" not in shown, "no terminal codes in a pipe"
+    last = shown.split("\r")[-1]
+    bar = r"segmenting:  67%\|.*\| 2/3 \[\d\d:\d\d<\d\d:\d\d, +[\d.]+scan/s, 1 done, 1 failed\]\n"
+    assert re.fullmatch(bar, last), last

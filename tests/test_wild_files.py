@@ -246,7 +246,7 @@ def test_the_run_table_and_report_cover_the_segmented_inputs(batches):
     report = (batch.output / "report.html").read_text()
     for case in (c for c in CASES if c.bundle == CT and c.expect is SEGMENTED):
         stem = case.name.removesuffix(".dcm")
-        assert f"\n{stem}," in table and f"<h2>{stem}</h2>" in report
+        assert f"\n{stem}," in table and f'<h2 id="case-{stem}">{stem}</h2>' in report
     assert "a 3D model sees no context" in table and "warning: has a single slice" in report
     assert "modality: CT" in report and "modality: not recorded" not in report  # every CT input here is DICOM
 

@@ -43,17 +43,52 @@ def inference_bytes(scan: ScanInfo, target_spacing: Sequence[float], classes: in
     return FLOAT_BYTES * (voxels * scan.channels + resampled * (scan.channels + classes)) + voxels
 
 
-def check_memory(scan: ScanInfo, bundle: Bundle, budget: int) -> None:
+def queued_bytes(scan: ScanInfo, target_spacing: Sequence[float], classes: int) -> int:
+    """Bytes one scan holds while it waits between the pipeline's stages: ``4·M·(C + K)``.
+
+    A scan waiting for the network holds its preprocessed image (``4·M·C``); one waiting for the
+    writer holds that image's metadata and the network's output (``4·M·K``): the larger bound serves both.
+    """
+    resampled = network_voxels(scan.shape, grid_of(scan.affine)[0].tolist(), target_spacing)
+    return FLOAT_BYTES * resampled * (scan.channels + classes)
+
+
+def pipeline_bytes(single: int, queued: int, prefetch: int) -> int:
+    """Peak memory (bytes) of a pipelined run (:mod:`medseg.inference.pipeline`) whose largest scan is given.
+
+    With ``S`` the single-scan peak (:func:`inference_bytes`), ``Q`` one scan's bytes between stages
+    (:func:`queued_bytes`) and ``P`` the prefetch (scans allowed to wait in each of the two queues)::
+
+        bytes = S + (2·P + 2)·Q
+
+    One scan is in the single-scan peak; up to ``P`` wait for the network and ``P`` for the writer; and
+    while one stage holds the scan of the peak, the other two stages each hold one more.
+    """
+    return single + (2 * prefetch + 2) * queued
+
+
+def check_memory(scan: ScanInfo, bundle: Bundle, budget: int, prefetch: int = 0) -> None:
     """Refuse a scan that would need more than ``budget`` bytes, saying how much it needs.
 
+    Args:
+        scan: the scan's header.
+        bundle: the bundle that segments it.
+        budget: bytes allowed.
+        prefetch: 0 for one scan alone; for a pipelined run, the scans that may wait in each queue
+            (:func:`pipeline_bytes`, as if every scan were this large).
+
     Raises:
-        MedsegError: the estimate of :func:`inference_bytes` exceeds ``budget``.
+        MedsegError: the estimate exceeds ``budget``.
     """
-    target = bundle.parsed("inference").network_spacing() or [0, 0, 0]
-    needed = inference_bytes(scan, np.broadcast_to(target, 3).tolist(), len(bundle.labels))
+    target = np.broadcast_to(bundle.parsed("inference").network_spacing() or [0, 0, 0], 3).tolist()
+    classes = len(bundle.labels)
+    needed = inference_bytes(scan, target, classes)
+    if prefetch:
+        needed = pipeline_bytes(needed, queued_bytes(scan, target, classes), prefetch)
     if needed > budget:
+        hint = f"`max_memory`, or `prefetch` below {prefetch}" if prefetch else "`max_memory`"
         raise MedsegError(
             f"needs about {readable_size(needed)} of memory to segment, more than the {readable_size(budget)} allowed "
-            "(`max_memory`)",
+            f"({hint})",
             scan.path,
         )

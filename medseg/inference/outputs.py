@@ -24,6 +24,7 @@ import numpy as np
 from scipy import ndimage
 
 from medseg.bundles import Bundle
+from medseg.defaults import DEFAULT_MIN_LESION_ML
 from medseg.errors import MedsegError
 from medseg.inference.plausibility import mask_warnings, scan_warnings
 from medseg.inference.provenance import scan_geometry
@@ -46,7 +47,7 @@ from medseg.io.seg_nrrd import write_seg_nrrd
 from medseg.io.slicer_script import SlicerCase, write_slicer_script
 from medseg.io.stats import case_stats, read_case_stats, stats_table, write_case_stats
 from medseg.io.viewer_data import viewer_volume, write_viewer_volume
-from medseg.lesions import DEFAULT_MIN_LESION_ML, Quantities, measure
+from medseg.lesions import Quantities, measure
 
 OVERLAY_LESIONS = 3  # the overlay shows a row of slices through each of the largest lesions, up to this many
 

@@ -5,20 +5,27 @@ path (:mod:`medseg.inference.options`) replaces the inferer and the inversion st
 ``stock`` keeps the bundle's recipe whole. The writer is always
 :class:`medseg.io.mask_writer.SaveMaskd` (uint8, the source's exact grid, atomic).
 
-Scans are checked up front (what the file is, its modality, header, dimensions, truncation, voxel
-size) and then segmented one at a time. A scan that fails, whatever the error, is reported in one
-line and skipped; the others are finished. An optional output that cannot be made (overlay, DICOM
-SEG, report) costs only itself: a warning says why. Each mask, and with ``extras`` its
-Slicer segmentation, statistics and overlay (:mod:`medseg.inference.outputs`), is written to a staging
-folder and moved into place when all of its scan's files are done, so no half-written file and no
-partial set of files is ever left. The run's table, report, colour table and Slicer snippet follow at
-the end. A DICOM folder (or multi-frame file) is first converted to a temporary NIfTI on its grid.
+The inputs are expanded into scans (:mod:`medseg.inference.cohort_inputs`: files, folders, lists),
+and the bundle's workflow is built once for all of them. Each scan is checked (what the file is, its
+modality, header, dimensions, truncation, voxel size, the memory it needs) just before its
+preprocessing, while the network works on the scan before it (:mod:`medseg.inference.pipeline`). A
+scan that fails, whatever the error, is reported in one line and skipped; the others are finished. A
+run of two or more scans keeps ``OUTDIR/manifest.jsonl`` (:mod:`medseg.inference.manifest`), so that
+running it again finishes what is left, and sums itself up (:mod:`medseg.inference.cohort_summary`).
+An optional output that cannot be made (overlay, DICOM SEG, report) costs only itself: a warning
+says why. Each mask, and with ``extras`` its Slicer segmentation, statistics and overlay
+(:mod:`medseg.inference.outputs`), is written to a staging folder and moved into place when all of
+its scan's files are done, so no half-written file and no partial set of files is ever left. The
+run's table, report, colour table and Slicer snippet follow at the end. A DICOM folder (or
+multi-frame file) is first converted to a temporary NIfTI on its grid.
 """
 
 from __future__ import annotations
 
+import os
 import shutil
 import tempfile
+import threading
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
@@ -26,59 +33,93 @@ from typing import Any
 
 from medseg.bundles import Bundle, check_override_ids, load_workflow
 from medseg.data.validate import check_finite_voxels, check_scan_header
+from medseg.defaults import DEFAULT_MIN_LESION_ML, DEFAULT_PREFETCH
 from medseg.devices import device_expression
 from medseg.engine_logs import engine_logs_silenced
 from medseg.errors import MedsegError, interrupted, root_cause
+from medseg.inference.cohort_inputs import ScanRequest, expand_inputs
+from medseg.inference.cohort_summary import write_cohort_summary
+from medseg.inference.manifest import MANIFEST, Entry, Manifest, fingerprint, now, run_key
 from medseg.inference.memory import check_memory
 from medseg.inference.options import InferenceOptions, chosen_path, inference_overrides
 from medseg.inference.outputs import CaseRecord, publish_case, write_case_outputs, write_run_outputs
+from medseg.inference.pipeline import Job, detach_postprocessing, run_pipeline
 from medseg.inference.plausibility import check_spacing
+from medseg.inference.progress import RunProgress
 from medseg.inference.provenance import options_record, run_provenance
 from medseg.inference.requirements import check_network, check_packages
 from medseg.io.dicom import find_image, image_to_nifti
 from medseg.io.dicom_objects import MODALITY_WORDS
-from medseg.io.paths import CaseFiles, ScanInput, check_output_folder, is_nifti, nifti_stem, scan_name
-from medseg.lesions import DEFAULT_MIN_LESION_ML
+from medseg.io.paths import CaseFiles, ScanInput, check_output_folder, is_nifti, nifti_stem
 from medseg.memory import available_memory
 from medseg.weights import check_weights
+
+STAGING_PREFIX = ".medseg-staging-"  # + the run's process id: where a run's files wait to be moved into place
 
 
 @dataclass
 class SegmentReport:
     """What a run produced: masks written, one error per scan that failed, warnings (``file: problem``), path.
 
-    ``path`` says which path ran and why (:func:`~medseg.inference.options.chosen_path`).
+    ``path`` says which path ran and why (:func:`~medseg.inference.options.chosen_path`); ``skipped``
+    the inputs an earlier run had finished (the output folder's manifest); ``summary`` the cohort page.
+
+    The failure policy of a run lives here: one scan's failure never stops the others, and the run
+    fails (:attr:`exit_status` 1) when any scan failed.
     """
 
     path: str = ""
     written: list[Path] = field(default_factory=list)
     failed: list[MedsegError] = field(default_factory=list)
     warnings: list[str] = field(default_factory=list)
+    skipped: list[Path] = field(default_factory=list)
+    summary: Path | None = None
 
-    def raise_failures(self, scans: int) -> None:
-        """Raise if any of the ``scans`` failed: a single failure as its own error, several counted in one."""
+    @property
+    def exit_status(self) -> int:
+        """The status a command exits with: 1 when any scan failed, else 0."""
+        return 1 if self.failed else 0
+
+    def raise_for_failures(self) -> None:
+        """Raise the one failure of a run that wrote nothing, or one error that counts several.
+
+        Raises:
+            MedsegError: some scan failed (the masks of the others are kept).
+        """
         if len(self.failed) == 1 and not self.written:
             raise self.failed[0]
         if self.failed:
+            total = len(self.failed) + len(self.written) + len(self.skipped)
             details = "; ".join(str(error) for error in self.failed[:3])
-            raise MedsegError(f"{len(self.failed)} of {scans} scans failed: {details}")
+            raise MedsegError(f"{len(self.failed)} of {total} scans failed: {details}")
 
 
-def _unique_names(paths: Sequence[Path]) -> None:
+def _unique_names(requests: Sequence[ScanRequest]) -> None:
     seen: dict[str, Path] = {}
-    for path in paths:
-        name = scan_name(path)
-        if name in seen:
-            raise MedsegError(f"two inputs would write the same mask {name}_seg.nii.gz (also {seen[name]})", path)
-        seen[name] = path
+    for request in requests:
+        if request.name in seen:
+            raise MedsegError(
+                f"two inputs would write the same mask {request.name}_seg.nii.gz (also {seen[request.name]})",
+                request.source,
+            )
+        seen[request.name] = request.source
 
 
-def _as_nifti(source: Path, scratch: Path) -> tuple[Path, str | None]:
-    """``source`` as a NIfTI file and the modality its file records: a DICOM image is converted into ``scratch``."""
-    if is_nifti(source) or not source.exists():
+def _as_nifti(request: ScanRequest, scratch: Path) -> tuple[Path, str | None]:
+    """The request's scan as a NIfTI file named ``<name>.nii[.gz]`` and the modality its file records.
+
+    A DICOM image is converted into ``scratch``; a NIfTI file named otherwise (a list's ``case_id``)
+    is linked there under the request's name, which the mask writer names the mask after.
+    """
+    source = request.source
+    if not source.exists() or (is_nifti(source) and nifti_stem(source) == request.name):
         return source, None
+    if is_nifti(source):
+        link = scratch / (request.name + source.name.removeprefix(nifti_stem(source)))
+        link.symlink_to(source.absolute())
+        return link, None
     image = find_image(source)
-    return image_to_nifti(image, scratch / f"{scan_name(source)}.nii.gz"), image.modality
+    return image_to_nifti(image, scratch / f"{request.name}.nii.gz"), image.modality
 
 
 def _check_modality(found: str | None, bundle: Bundle, source: Path) -> None:
@@ -91,21 +132,24 @@ def _check_modality(found: str | None, bundle: Bundle, source: Path) -> None:
         )
 
 
-def _checked_scan(source: Path, scratch: Path, bundle: Bundle, budget: int, ignore_modality: bool) -> ScanInput:
-    """Check ``source`` and return it as a NIfTI scan (a DICOM image is converted into ``scratch``).
+def _checked_scan(
+    request: ScanRequest, scratch: Path, bundle: Bundle, budget: int, *, ignore_modality: bool, prefetch: int = 0
+) -> ScanInput:
+    """Check a request's scan and return it as a NIfTI scan (a DICOM image is converted into ``scratch``).
 
     Checked: what the file is (a DICOM folder must hold one CT, MR or PET image), its modality
     against the bundle's, the header (:func:`check_scan_header`), the voxel size, the memory the scan
     needs (:func:`check_memory`), then the voxels of a floating-point scan (NaN or infinite values).
     Any failure becomes one error that names ``source``, never the converted file.
     """
+    source = request.source
     try:
-        scan, modality = _as_nifti(source, scratch)
+        scan, modality = _as_nifti(request, scratch)
         if not ignore_modality:
             _check_modality(modality, bundle, source)
         info = check_scan_header(scan, channels=bundle.input_channels)
         check_spacing(info.affine, source)
-        check_memory(info, bundle, budget)
+        check_memory(info, bundle, budget, prefetch)
         check_finite_voxels(info.path)
     except Exception as error:  # a library's own exception from an odd file is that file's one line too
         if interrupted(error):
@@ -114,7 +158,7 @@ def _checked_scan(source: Path, scratch: Path, bundle: Bundle, budget: int, igno
     return ScanInput(source, info.path, modality)
 
 
-def _as_user_error(error: Exception, source: Path) -> MedsegError:
+def _as_user_error(error: BaseException, source: Path) -> MedsegError:
     """One line about ``source`` for any failure while segmenting it, from the error that started it."""
     cause = root_cause(error)
     if isinstance(cause, MedsegError):
@@ -143,53 +187,66 @@ def _checkpoint_id(bundle: Bundle) -> str:
 
 def segment_report(
     bundle: Bundle,
-    inputs: Sequence[str | Path],
+    inputs: Sequence[str | Path | ScanRequest],
     output_dir: str | Path,
     *,
+    lists: Sequence[str | Path] = (),
     weights: str | Path | Sequence[str | Path] | None = None,
     device: str = "auto",
     options: InferenceOptions | None = None,
     overrides: Mapping[str, Any] | None = None,
-    progress: Callable[[int], None] | None = None,
+    progress: Callable[[RunProgress], None] | None = None,
     extras: bool = True,
     max_memory: int | None = None,
     ignore_modality: bool = False,
     min_lesion_ml: float = DEFAULT_MIN_LESION_ML,
+    prefetch: int = DEFAULT_PREFETCH,
+    retry_failed: bool = False,
     step: Callable[[str], None] | None = None,
 ) -> SegmentReport:
     """Segment scans, skipping (and reporting) those that fail.
 
+    The bundle's workflow is built and its weights loaded once; scans are read and preprocessed
+    ahead of the network, and written behind it (:mod:`medseg.inference.pipeline`). A run of two or
+    more scans keeps ``OUTDIR/manifest.jsonl`` (:mod:`medseg.inference.manifest`): a re-run skips the
+    scans done since with the same inputs and settings, and ``cohort.csv`` and ``cohort.html`` sum it up.
+
     Args:
         bundle: the bundle to run.
-        inputs: NIfTI scans, or folders that each hold one DICOM series (the mask of folder ``X`` is
+        inputs: NIfTI scans, DICOM series folders, or folders of either
+            (:func:`medseg.inference.cohort_inputs.expand_inputs`; the mask of folder ``X`` is
             ``X_seg.nii.gz``, on the series' grid).
         output_dir: where ``<name>_seg.nii.gz`` masks go (created if missing).
+        lists: files that list scans, one path a line or a CSV with ``path`` and ``case_id`` columns.
         weights: weights file, or several for an ensemble that averages their probabilities;
             defaults to the bundle's ``models/model.pt``.
         device: ``auto``, ``cpu``, ``cuda`` or ``cuda:N``.
         options: fast path or stock recipe, overlap, TTA, coarse, label rules.
         overrides: further config overrides, id to value.
-        progress: called with the number of scans finished so far.
+        progress: called as each scan ends (done, failed) with the run's counts and the scan's error.
         extras: also write each case's ``.seg.nrrd``, ``_stats.json`` and ``_overlay.png``, and the run's
             ``stats.csv``, ``report.html``, colour table and ``open_in_slicer.py``; False writes masks only.
-        max_memory: bytes a scan may need (:func:`medseg.inference.memory.inference_bytes`); a scan
+        max_memory: bytes the run may need (:func:`medseg.inference.memory.pipeline_bytes`); a scan
             that needs more is refused before work starts. Default: the memory available now.
         ignore_modality: segment a scan whose file names another modality than the bundle's (DICOM
             records it; NIfTI does not) instead of refusing it.
         min_lesion_ml: lesions smaller than this (mL) are counted in the statistics and the report, not listed.
-        step: called with a few words as each step starts (checking the scans, segmenting one,
-            writing its files, writing the run's files), for a progress display.
+        prefetch: scans that may wait, preprocessed, for the network (and as many for the writer).
+        retry_failed: segment again the scans that failed in an earlier run into ``output_dir``.
+        step: called with a few words as each step starts, for a progress display.
 
     Raises:
-        MedsegError: for unusable weights, options, override ids or output folder, or duplicate output
-            names (before any work).
+        MedsegError: for unusable inputs, list files, weights, options, override ids or output folder, or
+            duplicate output names (before any work).
     """
-    if not inputs:
+    requests = expand_inputs(inputs, lists)
+    if not requests:
         raise MedsegError("no input scans given")
     if not min_lesion_ml >= 0:
         raise MedsegError(f"the smallest lesion to list must be 0 mL or more, not {min_lesion_ml}")
-    sources = [Path(path) for path in inputs]
-    _unique_names(sources)
+    if prefetch < 1:
+        raise MedsegError(f"--prefetch must be 1 or more, not {prefetch}")
+    _unique_names(requests)
     check_output_folder(output_dir)
     check_override_ids(bundle, "inference", overrides or {})
     check_packages(bundle, dict(overrides or {}))
@@ -201,85 +258,209 @@ def segment_report(
         "device": device_expression(device),
         **inference_overrides(bundle, options, overrides),
     }
-    budget = available_memory() if max_memory is None else max_memory
     record = None
     if extras:  # the statistics, table and report carry the run's provenance
         options_used = options_record(options, overrides or {}, min_lesion_ml=min_lesion_ml)
         record = CaseRecord(run_provenance(bundle, members, device=device, options=options_used), min_lesion_ml)
-    report = SegmentReport(chosen_path(bundle, options))
+    run = _Run(
+        bundle,
+        Path(output_dir),
+        record,
+        SegmentReport(chosen_path(bundle, options)),
+        manifest=Manifest(Path(output_dir)) if _keeps_manifest(requests, Path(output_dir)) else None,
+        key=run_key({**config, "extras": extras, "min_lesion_ml": min_lesion_ml}, members),
+        progress=progress,
+    )
+    todo = run.to_do(requests, retry_failed)
+    budget = available_memory() if max_memory is None else max_memory
+    checks = _Checks(bundle, budget, ignore_modality, min(prefetch, len(todo) - 1) if todo else 0)
     say = step or (lambda words: None)
-    say(f"checking {len(sources)} scan{'s' if len(sources) > 1 else ''}")
-    with tempfile.TemporaryDirectory(prefix="medseg-dicom-") as scratch:
-        scans = []
-        for source in sources:  # every input is checked before any work starts
-            try:
-                scans.append(_checked_scan(source, Path(scratch), bundle, budget, ignore_modality))
-            except MedsegError as error:
-                report.failed.append(error)
-        if scans:
-            skipped = len(sources) - len(scans)
-            counted = None if progress is None else (lambda done: progress(skipped + done))
-            with engine_logs_silenced():  # a failure is reported in one line, not again by the engines' logs
-                _run_scans(bundle, scans, Path(output_dir), config, report, counted, record, say)
-    return report
+    with tempfile.TemporaryDirectory(prefix="medseg-dicom-") as scratch, engine_logs_silenced():
+        if todo:
+            run.segment(todo, config, checks.prepare_into(Path(scratch)), prefetch, say)
+    run.write_run_files(say, cohort=run.manifest is not None)
+    return run.report
 
 
-def _run_scans(
-    bundle: Bundle,
-    scans: list[ScanInput],
-    output: Path,
-    config: dict[str, Any],
-    report: SegmentReport,
-    progress: Callable[[int], None] | None,
-    record: CaseRecord | None,
-    say: Callable[[str], None],
-) -> None:
-    """Segment checked scans one by one into ``output``; failures and warnings go to ``report``.
+def _keeps_manifest(requests: Sequence[ScanRequest], output: Path) -> bool:
+    """A run keeps a manifest when it is a cohort (two scans or more), or one was kept in its folder before."""
+    return len(requests) > 1 or (output / MANIFEST).is_file()
 
-    With a ``record`` (provenance, smallest lesion listed), each case's other outputs and the run's
-    follow its mask.
+
+@dataclass(frozen=True)
+class _Checks:
+    """The checks each scan passes before the network, with what they need."""
+
+    bundle: Bundle
+    budget: int
+    ignore_modality: bool
+    prefetch: int
+
+    def prepare_into(self, scratch: Path) -> Callable[[ScanRequest], ScanInput]:
+        """The reader's ``prepare``: check a request, converting a DICOM image into ``scratch``."""
+        return lambda request: _checked_scan(
+            request, scratch, self.bundle, self.budget, ignore_modality=self.ignore_modality, prefetch=self.prefetch
+        )
+
+
+class _Run:
+    """One run into an output folder: its report, manifest and staging folder, and each scan's end."""
+
+    def __init__(
+        self,
+        bundle: Bundle,
+        output: Path,
+        record: CaseRecord | None,
+        report: SegmentReport,
+        *,
+        manifest: Manifest | None,
+        key: str,
+        progress: Callable[[RunProgress], None] | None,
+    ) -> None:
+        self.bundle, self.output, self.record, self.report = bundle, output, record, report
+        self.manifest, self.key, self.progress = manifest, key, progress
+        self.staging = output
+        self.lock = threading.Lock()
+        self.counts = RunProgress(total=0)
+
+    def to_do(self, requests: Sequence[ScanRequest], retry_failed: bool) -> list[ScanRequest]:
+        """The requests this run segments: all, less those its manifest says are finished."""
+        todo = []
+        for request in requests:
+            source = str(request.source.absolute())
+            if self.manifest and self.manifest.is_finished(
+                source, fingerprint(request.source), self.key, self.output, retry_failed
+            ):
+                self.report.skipped.append(request.source)
+            else:
+                todo.append(request)
+        self.counts = RunProgress(total=len(requests), skipped=len(self.report.skipped))
+        return todo
+
+    def segment(
+        self,
+        todo: list[ScanRequest],
+        config: dict[str, Any],
+        prepare: Callable[[ScanRequest], ScanInput],
+        prefetch: int,
+        say: Callable[[str], None],
+    ) -> None:
+        """Segment ``todo`` through the bundle's workflow, built once, into a staging folder then the output."""
+        created = not self.output.exists()
+        self.output.mkdir(parents=True, exist_ok=True)
+        remove_stale_staging(self.output)
+        self.staging = Path(tempfile.mkdtemp(prefix=f"{STAGING_PREFIX}{os.getpid()}-", dir=self.output))
+        writer = {"_target_": "medseg.io.mask_writer.SaveMaskd", "keys": "pred", "output_dir": str(self.staging)}
+        try:
+            self._note([self._entry(request, "pending") for request in todo])
+            say(f"building the workflow of {self.bundle.name}")
+            workflow = load_workflow(
+                self.bundle, ["inference"], workflow_type="infer", overrides={**config, "writer": writer}, quiet=True
+            )
+            # one item, never read (the pipeline feeds the evaluator): a bundle's sampler refuses an empty dataset
+            workflow.parser["dataset#data"] = [{"image": str(todo[0].source.absolute())}]
+            detach_postprocessing(workflow)
+            workflow.initialize()
+            run_pipeline(
+                workflow, todo, prefetch=prefetch, prepare=prepare, finish=self.finish, fail=self.fail, say=say
+            )
+            workflow.finalize()
+        finally:
+            shutil.rmtree(self.staging, ignore_errors=True)
+            if created and not self.report.written:  # a run that made the folder and wrote nothing leaves nothing
+                (self.output / MANIFEST).unlink(missing_ok=True)
+                if not any(self.output.iterdir()):
+                    self.output.rmdir()
+
+    def finish(self, job: Job) -> None:
+        """Write a segmented scan's other files, move them all into place, and record it done."""
+        assert job.scan is not None
+        staged = CaseFiles(self.staging, job.request.name)
+        warnings = [] if self.record is None else write_case_outputs(self.bundle, job.scan, staged, self.record)
+        mask = publish_case(staged, self.output)
+        _drop_conversion(job.scan)
+        outputs = [path.name for path in _case_paths(CaseFiles(self.output, job.request.name)) if path.is_file()]
+        with self.lock:
+            self.report.written.append(mask)
+            self.report.warnings += [f"{job.scan.source}: {warning}" for warning in warnings]
+            self._note([self._entry(job.request, "done", outputs=outputs, seconds=job.seconds)])
+            self._tick(done=1)
+
+    def fail(self, job: Job, error: BaseException) -> None:
+        """Record that a scan failed, with its one line."""
+        if job.scan is not None:
+            _drop_conversion(job.scan)
+        failure = _as_user_error(error, job.request.source)
+        with self.lock:
+            self.report.failed.append(failure)
+            self._note([self._entry(job.request, "failed", error=failure.problem, seconds=job.seconds)])
+            self._tick(failed=1, error=failure)
+
+    def _entry(self, request: ScanRequest, state: str, **details: Any) -> Entry:
+        return Entry(
+            input=str(request.source.absolute()),
+            name=request.name,
+            fingerprint=fingerprint(request.source),
+            run=self.key,
+            state=state,
+            time=now(),
+            **details,
+        )
+
+    def _note(self, entries: list[Entry]) -> None:
+        if self.manifest is not None:
+            self.manifest.append(entries)
+
+    def _tick(self, *, done: int = 0, failed: int = 0, error: MedsegError | None = None) -> None:
+        counts = self.counts
+        self.counts = replace(counts, done=counts.done + done, failed=counts.failed + failed, error=error)
+        if self.progress is not None:
+            self.progress(self.counts)
+
+    def write_run_files(self, say: Callable[[str], None], *, cohort: bool) -> None:
+        """The run's table, report, colour table and Slicer snippet; for a cohort, its summary too."""
+        if self.record is None or not (self.report.written or self.report.skipped):
+            return
+        say("writing stats.csv, report.html and open_in_slicer.py")
+        self.report.warnings += [f"{self.output}: {w}" for w in write_run_outputs(self.bundle, self.output)]
+        if cohort and self.manifest is not None:
+            say("writing cohort.csv and cohort.html")
+            self.report.summary = write_cohort_summary(self.bundle, self.output, self.manifest)
+
+
+def _case_paths(files: CaseFiles) -> list[Path]:
+    return [files.mask, files.segmentation, files.stats, files.overlay, files.viewer, files.dicom_seg]
+
+
+def _drop_conversion(scan: ScanInput) -> None:
+    """Remove the temporary NIfTI of a converted (DICOM) or renamed scan once it is done with."""
+    if scan.path != scan.source:
+        scan.path.unlink(missing_ok=True)
+
+
+def remove_stale_staging(output: Path) -> None:
+    """Remove the staging folders that runs killed before they could clean up left in ``output``.
+
+    A staging folder is named after its run's process; one whose process is gone is stale.
     """
-    created = not output.exists()
-    output.mkdir(parents=True, exist_ok=True)
-    staging = Path(tempfile.mkdtemp(prefix=".medseg-staging-", dir=output))
-    writer = {"_target_": "medseg.io.mask_writer.SaveMaskd", "keys": "pred", "output_dir": str(staging)}
-    config = {**config, "writer": writer}
+    for folder in output.glob(f"{STAGING_PREFIX}*"):
+        pid = folder.name.removeprefix(STAGING_PREFIX).partition("-")[0]
+        if not (pid.isdigit() and _alive(int(pid))):
+            shutil.rmtree(folder, ignore_errors=True)
+
+
+def _alive(pid: int) -> bool:
     try:
-        workflow = load_workflow(bundle, ["inference"], workflow_type="infer", overrides=config, quiet=True)
-        for done, scan in enumerate(scans, start=1):
-            try:
-                say(f"segmenting {scan_name(scan.source)} ({done}/{len(scans)})")
-                workflow.parser["dataset#data"] = [{"image": str(scan.path.resolve())}]
-                workflow.initialize()
-                workflow.run()
-                staged = CaseFiles(staging, nifti_stem(scan.path))
-                if record is not None:
-                    say(f"writing the statistics, overlay and Slicer files of {scan_name(scan.source)}")
-                warnings = [] if record is None else write_case_outputs(bundle, scan, staged, record)
-                report.written.append(publish_case(staged, output))
-                report.warnings += [f"{scan.source}: {warning}" for warning in warnings]
-            except Exception as error:  # one scan's failure must not stop the others; Ctrl-C stops them all
-                if interrupted(error):
-                    raise KeyboardInterrupt from error
-                report.failed.append(_as_user_error(error, scan.source))
-            if progress is not None:
-                progress(done)
-        workflow.finalize()
-        if record is not None and report.written:
-            say("writing stats.csv, report.html and open_in_slicer.py")
-            report.warnings += [f"{output}: {warning}" for warning in write_run_outputs(bundle, output)]
-    finally:
-        shutil.rmtree(staging, ignore_errors=True)
-        if created and not report.written and output.is_dir() and not any(output.iterdir()):
-            output.rmdir()
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # another user's process
+        return True
+    return True
 
 
 def segment(bundle: Bundle, inputs: Sequence[str | Path], output_dir: str | Path, **kwargs: Any) -> list[Path]:
-    """Like :func:`segment_report`, but raise if any scan fails.
-
-    A single failing scan raises its own one-line error; several raise one error that counts them
-    (the masks of the scans that succeeded are kept).
-    """
+    """Like :func:`segment_report`, but raise if any scan fails (:meth:`SegmentReport.raise_for_failures`)."""
     report = segment_report(bundle, inputs, output_dir, **kwargs)
-    report.raise_failures(len(inputs))
+    report.raise_for_failures()
     return report.written

@@ -131,6 +131,11 @@ class Pictures:
     viewer: Path | None = None
 
 
+def case_anchor(name: str) -> str:
+    """The ``id`` of a case's section in ``report.html``: ``case-<name>``, escaped for an attribute."""
+    return escape(f"case-{name}", quote=True)
+
+
 def _case_section(stats: dict[str, Any], pictures: Pictures) -> str:
     lesion_rows = [
         [
@@ -145,7 +150,7 @@ def _case_section(stats: dict[str, Any], pictures: Pictures) -> str:
     ]
     modality = stats.get("modality") or "not recorded"
     parts = [
-        f"<h2>{escape(stats['case'])}</h2>",
+        f'<h2 id="{case_anchor(stats["case"])}">{escape(stats["case"])}</h2>',
         f'<p class="note">scan: {escape(stats["scan"])}; {escape(_geometry(stats))}; modality: {escape(modality)}</p>',
     ]
     parts += [f'<p class="warning">warning: {escape(warning)}</p>' for warning in stats.get("warnings", [])]

@@ -15,10 +15,11 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
+from medseg.defaults import DEFAULT_MIN_LESION_ML
 from medseg.errors import MedsegError
 from medseg.io.atomic import write_text
 from medseg.labels import Label
-from medseg.lesions import DEFAULT_MIN_LESION_ML, Burden, Lesion, Quantities
+from medseg.lesions import Burden, Lesion, Quantities
 
 CSV_COLUMNS = [
     "case",

@@ -1,0 +1,113 @@
+"""A cohort: ``medseg infer`` in one process against the stock recipe run over a datalist, as users time it.
+
+Stock: the bundle's own ``inference.json`` run by ``python -m monai.bundle run`` with the scans as
+its ``datalist`` (one process, the network built once, scans in turn: how the model zoo runs a
+datalist), writing masks only. medseg: ``medseg infer BUNDLE FOLDER -o OUT`` with its default
+outputs (masks, Slicer segmentations, statistics, overlays, report, cohort summary), pipelined.
+Each is one whole process (interpreter start and imports included), timed from outside; peak
+memory is that process's maximum resident set. Masks are compared voxel by voxel.
+
+    python benchmarks/cohort.py                                  # 10 scans of 512 x 512 x 200, 0.75 x 0.75 x 1.5 mm
+    nice python benchmarks/cohort.py --cases 3 --size 256 --slices 100
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+BUNDLE = "ct_liver_tumour_3d"
+# Runs a command and prints its peak resident memory (kB): the maximum over the children it waited for.
+MEASURED = "import resource, subprocess, sys; code = subprocess.run(sys.argv[1:]).returncode; " + (
+    "print(resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss, file=sys.stderr); sys.exit(code)"
+)
+
+
+def make_scans(folder: Path, cases: int, size: int, slices: int, spacing: tuple[float, float]) -> list[Path]:
+    """``cases`` synthetic abdominal CTs of ``size`` x ``size`` x ``slices`` voxels (cached in ``folder``)."""
+    from medseg.data.phantom import GridPreset
+    from medseg.data.phantom import make_case as phantom
+
+    from medseg.io.nifti import write_nifti
+
+    preset = GridPreset("cohort", size, (spacing[0], spacing[0]), (spacing[1], spacing[1]), slices=slices)
+    folder.mkdir(parents=True, exist_ok=True)
+    scans = []
+    for index in range(cases):
+        scan = folder / f"ct_{index:03d}.nii.gz"
+        if not scan.exists():
+            case = phantom((20261201, index), preset)
+            write_nifti(scan, case.image, case.grid.affine())
+        scans.append(scan)
+    return scans
+
+
+def timed(command: list[str]) -> tuple[float, float]:
+    """Run ``command`` as a whole process; its wall time (s) and peak resident memory (GB)."""
+    start = time.perf_counter()
+    done = subprocess.run([sys.executable, "-c", MEASURED, *command], capture_output=True, text=True)
+    seconds = time.perf_counter() - start
+    if done.returncode != 0:
+        raise SystemExit(f"{command[:4]} failed:\n{done.stderr[-3000:]}")
+    return seconds, int(done.stderr.strip().splitlines()[-1]) / 1e6
+
+
+def stock_command(scans: list[Path], output: Path, work: Path) -> list[str]:
+    """``monai.bundle run`` of the bundle's ``inference.json`` over ``scans`` (an args file holds the datalist)."""
+    bundle = ROOT / "bundles" / BUNDLE
+    args = work / "stock_args.json"
+    args.write_text(json.dumps({"datalist": [str(scan) for scan in scans], "output_dir": str(output)}))
+    config = bundle / "configs" / "inference.json"
+    run = [sys.executable, "-m", "monai.bundle", "run", "--config_file", str(config)]
+    return [*run, "--bundle_root", str(bundle), "--args_file", str(args)]
+
+
+def compare(scans: list[Path], stock: Path, fast: Path) -> tuple[int, float]:
+    """Masks identical voxel for voxel, and the smallest fraction of equal voxels over the scans."""
+    import nibabel as nib
+    import numpy as np
+
+    same, lowest = 0, 1.0
+    for scan in scans:
+        name = scan.name.removesuffix(".nii.gz")
+        a = np.asarray(nib.load(stock / f"{name}_seg.nii.gz").dataobj)
+        b = np.asarray(nib.load(fast / f"{name}_seg.nii.gz").dataobj)
+        same += bool(np.array_equal(a, b))
+        lowest = min(lowest, float(np.mean(a == b)))
+    return same, lowest
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--cases", type=int, default=10)
+    parser.add_argument("--size", type=int, default=512, help="in-plane voxels")
+    parser.add_argument("--slices", type=int, default=200)
+    parser.add_argument("--spacing", type=float, nargs=2, default=(0.75, 1.5), help="in-plane and slice mm")
+    parser.add_argument("--work", type=Path, default=None, help="folder for the scans and outputs (default: temp)")
+    args = parser.parse_args()
+    with tempfile.TemporaryDirectory(prefix="medseg-cohort-bench-") as temporary:
+        work = args.work or Path(temporary)
+        scans = make_scans(work / "scans", args.cases, args.size, args.slices, tuple(args.spacing))
+        stock_out, fast_out = work / "stock", work / "medseg"
+        for folder in (stock_out, fast_out):
+            subprocess.run(["rm", "-rf", str(folder)], check=True)
+        medseg = [sys.executable, "-m", "medseg", "infer", BUNDLE, str(work / "scans"), "-o", str(fast_out)]
+        stock_s, stock_gb = timed(stock_command(scans, stock_out, work))
+        fast_s, fast_gb = timed([*medseg, "--device", "cpu"])
+        same, lowest = compare(scans, stock_out, fast_out)
+    grid = f"{args.size} x {args.size} x {args.slices} at {args.spacing[0]} x {args.spacing[0]} x {args.spacing[1]} mm"
+    print(f"{args.cases} CT scans of {grid}; whole processes, wall time and peak resident memory")
+    print(f"  stock (monai.bundle run, datalist, masks only): {stock_s:7.1f} s  {stock_gb:5.2f} GB")
+    print(f"  medseg infer (pipelined, default outputs):      {fast_s:7.1f} s  {fast_gb:5.2f} GB")
+    print(f"  ratio stock / medseg: x{stock_s / fast_s:.2f} time, memory medseg / stock {fast_gb / stock_gb:.2f}")
+    print(f"  masks identical: {same} of {len(scans)} (lowest voxel agreement {lowest:.6f})")
+
+
+if __name__ == "__main__":
+    main()
