@@ -188,7 +188,7 @@ def test_a_scan_too_large_for_the_pipeline_names_the_prefetch(tmp_path, ct_bundl
         max_memory=single + 1,
     )
     assert len(report.failed) == 3
-    assert "(--max-memory, or --prefetch below 2)" in str(report.failed[0])
+    assert "(`max_memory`, or `prefetch` below 2)" in str(report.failed[0])
 
 
 def test_a_stage_that_breaks_stops_the_run_with_its_error(tmp_path, monkeypatch, ct_bundle, scans, random_weights):

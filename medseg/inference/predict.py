@@ -245,7 +245,7 @@ def segment_report(
     if not min_lesion_ml >= 0:
         raise MedsegError(f"the smallest lesion to list must be 0 mL or more, not {min_lesion_ml}")
     if prefetch < 1:
-        raise MedsegError(f"--prefetch must be 1 or more, not {prefetch}")
+        raise MedsegError(f"`prefetch` must be 1 or more, not {prefetch}")
     _unique_names(requests)
     check_output_folder(output_dir)
     check_override_ids(bundle, "inference", overrides or {})
