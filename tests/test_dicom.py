@@ -247,5 +247,5 @@ def test_two_folders_with_the_same_name(tmp_path, scratch, ct_bundle):
 def test_scan_errors_name_the_folder(tmp_path, scratch):
     folder = write_series(tmp_path / "series", ct_volume(FLIPPED))
     with pytest.raises(MedsegError) as error:
-        predict._checked_scan(folder, tmp_path, find_bundle("mri_brain_tumour_3d"), 2**40, ignore_modality=True)
+        predict._checked_scan(folder, tmp_path, find_bundle("mri_brain_tumour_3d"), 2**40, 4, ignore_modality=True)
     assert_one_line_error(error, folder, "expected 4 channels")

@@ -24,7 +24,7 @@ import torch
 from medseg.bundle_config import BundleConfig, target_name
 from medseg.bundles import Bundle
 from medseg.errors import MedsegError
-from medseg.inference.options import InferenceOptions, chosen_path, inference_overrides
+from medseg.inference.options import InferenceOptions, chosen_path, held_channels, inference_overrides
 from medseg.inference.predict import segment_report
 from medseg.inference.recipe import Recipe, read_recipe
 from medseg.inference.requirements import check_network, check_packages
@@ -122,6 +122,9 @@ def test_wholebody_windows_become_labels_as_they_are_stitched_unless_an_option_n
     ]:
         steps = inference_overrides(bundle, options, user)["postprocessing"]["transforms"]
         assert [target_name(step) for step in steps[:3]] == ["Activationsd", "AsDiscreted", "ResampleToSourced"]
+        assert held_channels(bundle, options, user) == 105  # what the memory check counts
+    assert held_channels(bundle, InferenceOptions()) == 1
+    assert held_channels(bundle, InferenceOptions(stock=True)) == 105
 
 
 @pytest.mark.slow

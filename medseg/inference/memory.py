@@ -28,11 +28,13 @@ def inference_bytes(scan: ScanInfo, target_spacing: Sequence[float], classes: in
     """Peak memory (bytes) that segmenting ``scan`` takes, estimated from its header.
 
     With ``N`` the scan's voxels, ``C`` its channels, ``M`` the voxels of the network's grid (the scan
-    resampled to the bundle's spacing) and ``K`` the bundle's classes (background included)::
+    resampled to the bundle's spacing) and ``K`` the output channels held whole on that grid (the
+    bundle's classes, background included, or 1 where the windows become labels as they are stitched:
+    :func:`~medseg.inference.options.held_channels`)::
 
         bytes = 4·N·C      the scan, loaded as float32
               + 4·M·C      the scan resampled to the network's grid
-              + 4·M·K      the probability of each class on that grid
+              + 4·M·K      the probability of each class on that grid (or the labels)
               + N          the uint8 mask on the scan's grid
 
     The network's own activations are not counted: the fast inferer splits volumes over a voxel
@@ -43,14 +45,16 @@ def inference_bytes(scan: ScanInfo, target_spacing: Sequence[float], classes: in
     return FLOAT_BYTES * (voxels * scan.channels + resampled * (scan.channels + classes)) + voxels
 
 
-def check_memory(scan: ScanInfo, bundle: Bundle, budget: int) -> None:
+def check_memory(scan: ScanInfo, bundle: Bundle, budget: int, channels: int) -> None:
     """Refuse a scan that would need more than ``budget`` bytes, saying how much it needs.
+
+    ``channels``: the network output's channels the run holds whole (see :func:`inference_bytes`).
 
     Raises:
         MedsegError: the estimate of :func:`inference_bytes` exceeds ``budget``.
     """
     target = bundle.parsed("inference").network_spacing() or [0, 0, 0]
-    needed = inference_bytes(scan, np.broadcast_to(target, 3).tolist(), len(bundle.labels))
+    needed = inference_bytes(scan, np.broadcast_to(target, 3).tolist(), channels)
     if needed > budget:
         raise MedsegError(
             f"needs about {readable_size(needed)} of memory to segment, more than the {readable_size(budget)} allowed "

@@ -202,6 +202,18 @@ def _channels_first(bundle: Bundle) -> dict[str, Any]:
     return {f"{loads[0][0]}#ensure_channel_first": True}
 
 
+def held_channels(bundle: Bundle, options: InferenceOptions, user: Mapping[str, Any] | None = None) -> int:
+    """Channels of the network's output that a run holds whole on the network's grid.
+
+    One where the fast path turns the windows into labels as they are stitched
+    (:func:`_labelling_steps`); otherwise every class of the bundle.
+    """
+    recipe = read_recipe(bundle.parsed("inference"))
+    changes = {key: value for key, value in (user or {}).items() if key.startswith("inferer#")}
+    fast = not options.stock and recipe.fast_reason is None
+    return 1 if fast and _labelling_steps(bundle, recipe, options, changes) is not None else len(bundle.labels)
+
+
 def chosen_path(bundle: Bundle, options: InferenceOptions) -> str:
     """One line that says which path ``options`` run on the bundle, and why."""
     reason = read_recipe(bundle.parsed("inference")).fast_reason

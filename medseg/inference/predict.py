@@ -30,7 +30,7 @@ from medseg.devices import device_expression
 from medseg.engine_logs import engine_logs_silenced
 from medseg.errors import MedsegError, interrupted, root_cause
 from medseg.inference.memory import check_memory
-from medseg.inference.options import InferenceOptions, chosen_path, inference_overrides
+from medseg.inference.options import InferenceOptions, chosen_path, held_channels, inference_overrides
 from medseg.inference.outputs import CaseRecord, publish_case, write_case_outputs, write_run_outputs
 from medseg.inference.plausibility import check_spacing
 from medseg.inference.provenance import options_record, run_provenance
@@ -83,12 +83,15 @@ def _check_modality(found: str | None, bundle: Bundle, source: Path) -> None:
         )
 
 
-def _checked_scan(source: Path, scratch: Path, bundle: Bundle, budget: int, ignore_modality: bool) -> ScanInput:
+def _checked_scan(
+    source: Path, scratch: Path, bundle: Bundle, budget: int, channels: int, ignore_modality: bool
+) -> ScanInput:
     """Check ``source`` and return it as a NIfTI scan (a DICOM image is converted into ``scratch``).
 
     Checked: what the file is (a DICOM folder must hold one CT, MR or PET image), its modality
     against the bundle's, the header (:func:`check_scan_header`), the voxel size, the memory the scan
-    needs (:func:`check_memory`), then the voxels of a floating-point scan (NaN or infinite values).
+    needs (:func:`check_memory`: ``budget`` bytes, with ``channels`` of the network's output held
+    whole), then the voxels of a floating-point scan (NaN or infinite values).
     Any failure becomes one error that names ``source``, never the converted file.
     """
     try:
@@ -97,7 +100,7 @@ def _checked_scan(source: Path, scratch: Path, bundle: Bundle, budget: int, igno
             _check_modality(modality, bundle, source)
         info = check_scan_header(scan, channels=bundle.input_channels)
         check_spacing(info.affine, source)
-        check_memory(info, bundle, budget)
+        check_memory(info, bundle, budget, channels)
         check_finite_voxels(info.path)
     except Exception as error:  # a library's own exception from an odd file is that file's one line too
         if interrupted(error):
@@ -202,10 +205,10 @@ def segment_report(
     say = step or (lambda words: None)
     say(f"checking {len(sources)} scan{'s' if len(sources) > 1 else ''}")
     with tempfile.TemporaryDirectory(prefix="medseg-dicom-") as scratch:
-        scans = []
+        scans, channels = [], held_channels(bundle, options, overrides)
         for source in sources:  # every input is checked before any work starts
             try:
-                scans.append(_checked_scan(source, Path(scratch), bundle, budget, ignore_modality))
+                scans.append(_checked_scan(source, Path(scratch), bundle, budget, channels, ignore_modality))
             except MedsegError as error:
                 report.failed.append(error)
         if scans:
