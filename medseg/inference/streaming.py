@@ -119,7 +119,8 @@ def discretised_windows(
     for first in range(0, len(boxes), windows.sw_batch_size):
         batch = boxes[first : first + windows.sw_batch_size]
         logits = predict(torch.cat([padded[(slice(None), slice(None), *box)] for box in batch]).to(sw_device))
-        for box, window in zip(batch, logits * weight[None, None], strict=True):
+        logits.mul_(weight[None, None])  # in place, as MONAI weighs its windows: one window's logits fewer held
+        for box, window in zip(batch, logits, strict=True):
             for cell in cells.of(box):
                 cell_box = cells.box(cell)
                 inner = tuple(slice(c.start - w.start, c.stop - w.start) for c, w in zip(cell_box, box, strict=True))
