@@ -250,5 +250,5 @@ def test_scan_errors_name_the_folder(tmp_path, scratch):
     folder = write_series(tmp_path / "series", ct_volume(FLIPPED))
     with pytest.raises(MedsegError) as error:
         bundle = find_bundle("mri_brain_tumour_3d")
-        predict._checked_scan(ScanRequest.of(folder), tmp_path, bundle, 2**40, ignore_modality=True)
+        predict._checked_scan(ScanRequest.of(folder), tmp_path, bundle, 2**40, channels=4, ignore_modality=True)
     assert_one_line_error(error, folder, "expected 4 channels")

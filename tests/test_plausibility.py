@@ -24,7 +24,9 @@ def _ct_like(shape=(40, 40, 20), seed=0) -> np.ndarray:
 def test_impossible_voxel_sizes_are_refused_before_work(tmp_path, side):
     scan = write_nifti(tmp_path / "scan.nii.gz", _ct_like(), np.diag([0.8, 0.8, side, 1.0]))
     with pytest.raises(MedsegError) as error:
-        predict._checked_scan(ScanRequest.of(scan), tmp_path, find_bundle(CT_BUNDLE), 2**40, ignore_modality=False)
+        predict._checked_scan(
+            ScanRequest.of(scan), tmp_path, find_bundle(CT_BUNDLE), 2**40, channels=3, ignore_modality=False
+        )
     assert str(error.value).startswith(f"{scan}: voxel size 0.8 x 0.8 x {side:g} mm is not a scan's")
 
 

@@ -25,7 +25,7 @@ from scipy import ndimage
 from medseg.bundle_config import BundleConfig, read_config, target_name, write_config
 from medseg.bundles import Bundle
 from medseg.errors import MedsegError
-from medseg.inference.options import InferenceOptions, chosen_path
+from medseg.inference.options import InferenceOptions, chosen_path, held_channels, inference_overrides
 from medseg.inference.predict import segment_report
 from medseg.inference.recipe import Recipe, read_recipe
 from medseg.inference.requirements import check_network, check_packages
@@ -106,6 +106,26 @@ def test_wholebody_discretise_then_invert_nearest_takes_the_fast_path(tmp_path: 
     assert report.path == "fast path"
     assert share >= AGREEMENT
     assert len(Bundle(root).labels) == 105
+
+
+def test_wholebody_windows_become_labels_as_they_are_stitched_unless_an_option_needs_the_logits() -> None:
+    bundle = Bundle(ZOO / "wholeBody_ct_segmentation")
+    made = inference_overrides(bundle, InferenceOptions())
+    streamed = made["inferer"]["inferer"]
+    assert streamed["_target_"] == "medseg.inference.streaming.DiscretisingInferer"
+    assert target_name(streamed["windows"]) == "SlidingWindowInferer"
+    assert [target_name(step) for step in streamed["decide"]["transforms"]] == ["Activationsd", "AsDiscreted"]
+    assert [target_name(step) for step in made["postprocessing"]["transforms"]] == ["ResampleToSourced", None]
+    for options, user in [
+        (InferenceOptions(window="large"), {}),
+        (InferenceOptions(ensemble=("a.pt", "b.pt")), {}),
+        (InferenceOptions(), {"inferer#buffer_steps": 2}),  # MONAI's buffered windows add up in another order
+    ]:
+        steps = inference_overrides(bundle, options, user)["postprocessing"]["transforms"]
+        assert [target_name(step) for step in steps[:3]] == ["Activationsd", "AsDiscreted", "ResampleToSourced"]
+        assert held_channels(bundle, options, user) == 105  # what the memory check counts
+    assert held_channels(bundle, InferenceOptions()) == 1
+    assert held_channels(bundle, InferenceOptions(stock=True)) == 105
 
 
 @pytest.mark.slow

@@ -28,11 +28,13 @@ def inference_bytes(scan: ScanInfo, target_spacing: Sequence[float], classes: in
     """Peak memory (bytes) that segmenting ``scan`` takes, estimated from its header.
 
     With ``N`` the scan's voxels, ``C`` its channels, ``M`` the voxels of the network's grid (the scan
-    resampled to the bundle's spacing) and ``K`` the bundle's classes (background included)::
+    resampled to the bundle's spacing) and ``K`` the output channels held whole on that grid (the
+    bundle's classes, background included, or 1 where the windows become labels as they are stitched:
+    :func:`~medseg.inference.options.held_channels`)::
 
         bytes = 4·N·C      the scan, loaded as float32
               + 4·M·C      the scan resampled to the network's grid
-              + 4·M·K      the probability of each class on that grid
+              + 4·M·K      the probability of each class on that grid (or the labels)
               + N          the uint8 mask on the scan's grid
 
     The network's own activations are not counted: the fast inferer splits volumes over a voxel
@@ -67,13 +69,14 @@ def pipeline_bytes(single: int, queued: int, prefetch: int) -> int:
     return single + (2 * prefetch + 2) * queued
 
 
-def check_memory(scan: ScanInfo, bundle: Bundle, budget: int, prefetch: int = 0) -> None:
+def check_memory(scan: ScanInfo, bundle: Bundle, budget: int, channels: int, prefetch: int = 0) -> None:
     """Refuse a scan that would need more than ``budget`` bytes, saying how much it needs.
 
     Args:
         scan: the scan's header.
         bundle: the bundle that segments it.
         budget: bytes allowed.
+        channels: the network output's channels the run holds whole (see :func:`inference_bytes`).
         prefetch: 0 for one scan alone; for a pipelined run, the scans that may wait in each queue
             (:func:`pipeline_bytes`, as if every scan were this large).
 
@@ -81,10 +84,9 @@ def check_memory(scan: ScanInfo, bundle: Bundle, budget: int, prefetch: int = 0)
         MedsegError: the estimate exceeds ``budget``.
     """
     target = np.broadcast_to(bundle.parsed("inference").network_spacing() or [0, 0, 0], 3).tolist()
-    classes = len(bundle.labels)
-    needed = inference_bytes(scan, target, classes)
+    needed = inference_bytes(scan, target, channels)
     if prefetch:
-        needed = pipeline_bytes(needed, queued_bytes(scan, target, classes), prefetch)
+        needed = pipeline_bytes(needed, queued_bytes(scan, target, channels), prefetch)
     if needed > budget:
         hint = f"`max_memory`, or `prefetch` below {prefetch}" if prefetch else "`max_memory`"
         raise MedsegError(

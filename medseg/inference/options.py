@@ -9,7 +9,9 @@ probabilities into labels; it replaces three things by override:
   (:class:`~medseg.inference.inferers.CpuTunedInferer`), so the probabilities are the stock
   recipe's; or, with ``window="large"``, :class:`~medseg.inference.inferers.LargeWindowInferer`
   (few, large windows: faster, a slightly different answer); either optionally wrapped in mirror
-  test-time augmentation;
+  test-time augmentation; for a bundle that discretises before inverting, the bundle's windows are
+  turned into labels as they are stitched (:class:`~medseg.inference.streaming.DiscretisingInferer`),
+  so the logits of all classes are never held whole;
 - the ``Invertd`` step of the postprocessing, by :class:`~medseg.inference.resample.ResampleToSourced`
   (one affine map back to the source grid, only where foreground can be, slab by slab), followed,
   with ``label_rules``, by the bundle's label rules.
@@ -24,7 +26,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any, Literal, get_args
 
-from medseg.bundle_config import with_overrides
+from medseg.bundle_config import target_name, with_overrides
 from medseg.bundles import Bundle
 from medseg.errors import MedsegError
 from medseg.inference.recipe import CLEAN_UP, VOXELWISE, Recipe, read_recipe
@@ -32,6 +34,11 @@ from medseg.inference.recipe import CLEAN_UP, VOXELWISE, Recipe, read_recipe
 COARSE_FACTOR = 1.5  # --fast: the network runs on voxels this much larger
 Window = Literal["patch", "large"]  # --window: the bundle's own sliding windows, or few large ones
 WINDOWS: tuple[str, ...] = get_args(Window)
+# SlidingWindowInferer options that DiscretisingInferer reproduces (the rest change the windows' order or values)
+STREAMED_WINDOWS = frozenset(
+    {"_target_", "roi_size", "sw_batch_size", "overlap", "mode", "sigma_scale", "padding_mode", "cval", "sw_device"}
+    | {"device", "progress"}
+)
 
 
 @dataclass(frozen=True)
@@ -75,8 +82,14 @@ def _stock_inferer(bundle: Bundle, options: InferenceOptions, changes: Mapping[s
     return inferer
 
 
-def _fast_inferer(bundle: Bundle, options: InferenceOptions, changes: Mapping[str, Any]) -> dict[str, Any]:
-    """The bundle's windows (or large ones) through a CPU-tuned network; big slice batches for a 2D network."""
+def _fast_inferer(
+    bundle: Bundle, options: InferenceOptions, changes: Mapping[str, Any], labels: list[Any] | None = None
+) -> dict[str, Any]:
+    """The bundle's windows (or large ones) through a CPU-tuned network; big slice batches for a 2D network.
+
+    With ``labels`` (the bundle's steps that make labels of logits, see :func:`_labelling_steps`), the
+    bundle's windows are discretised as they are stitched, and the inferer returns labels.
+    """
     if bundle.spatial_dims == 2:
         if options.tta:
             raise MedsegError(f"`tta=True` is not available for the 2D bundle {bundle.name!r}")
@@ -86,6 +99,12 @@ def _fast_inferer(bundle: Bundle, options: InferenceOptions, changes: Mapping[st
         return inferer
     if options.window == "patch":
         windows = _stock_inferer(bundle, options, changes)
+        if labels is not None:
+            windows = {
+                "_target_": "medseg.inference.streaming.DiscretisingInferer",
+                "windows": windows,
+                "decide": {"_target_": "Compose", "transforms": labels},
+            }
     else:
         windows = {
             "_target_": "medseg.inference.inferers.LargeWindowInferer",
@@ -103,16 +122,39 @@ def _fast_inferer(bundle: Bundle, options: InferenceOptions, changes: Mapping[st
     return {"_target_": "medseg.inference.inferers.CpuTunedInferer", "inferer": windows}
 
 
-def _postprocessing(bundle: Bundle, recipe: Recipe, options: InferenceOptions) -> dict[str, Any]:
+def _labelling_steps(
+    bundle: Bundle, recipe: Recipe, options: InferenceOptions, changes: Mapping[str, Any]
+) -> list[Any] | None:
+    """The steps that make labels of logits before ``Invertd``, when they can run on the windows as they are stitched.
+
+    That is when the bundle discretises, then takes its labels back by nearest neighbour, its voxel-wise
+    steps come before any label clean-up, it blends MONAI's sliding windows of a 3D network with the
+    options :class:`~medseg.inference.streaming.DiscretisingInferer` knows, and no mirror images or
+    ensemble members need the whole logits. None otherwise.
+    """
+    if not recipe.nearest or options.tta or options.ensemble or options.window != "patch":
+        return None
+    windows = _stock_inferer(bundle, options, changes)
+    if target_name(windows) != "SlidingWindowInferer" or not set(windows) <= STREAMED_WINDOWS:
+        return None
+    steps = recipe.steps(0, recipe.invert, VOXELWISE | CLEAN_UP)
+    cleaning = [target_name(step) in CLEAN_UP for step in steps]
+    if cleaning != sorted(cleaning) or bundle.spatial_dims != 3:
+        return None
+    return [step for step, cleans in zip(steps, cleaning, strict=True) if not cleans]
+
+
+def _postprocessing(bundle: Bundle, recipe: Recipe, options: InferenceOptions, streamed: bool) -> dict[str, Any]:
     """The bundle's postprocessing with ``Invertd`` replaced by resampling straight to the source grid.
 
     Steps before ``Invertd`` (the activation, and the discretisation of a bundle that inverts labels by
-    nearest neighbour) stay; the voxel-wise steps after it become the resampling's ``decide``; label
-    clean-up (``KeepLargestConnectedComponentd``...) runs on the full mask after it; the writer comes last.
+    nearest neighbour) stay, less the voxel-wise ones when the inferer already ran them (``streamed``);
+    the voxel-wise steps after it become the resampling's ``decide``; label clean-up
+    (``KeepLargestConnectedComponentd``...) runs on the full mask after it; the writer comes last.
     """
     assert recipe.invert is not None  # read_recipe gives no fast path without it
     steps = [
-        *recipe.steps(0, recipe.invert, VOXELWISE | CLEAN_UP),
+        *recipe.steps(0, recipe.invert, CLEAN_UP if streamed else VOXELWISE | CLEAN_UP),
         {
             "_target_": "medseg.inference.resample.ResampleToSourced",
             "keys": "pred",
@@ -153,6 +195,18 @@ def _channels_first(bundle: Bundle) -> dict[str, Any]:
     if bundle.input_channels < 2 or len(loads) != 1 or config.components("EnsureChannelFirstd"):
         return {}
     return {f"{loads[0][0]}#ensure_channel_first": True}
+
+
+def held_channels(bundle: Bundle, options: InferenceOptions, user: Mapping[str, Any] | None = None) -> int:
+    """Channels of the network's output that a run holds whole on the network's grid.
+
+    One where the fast path turns the windows into labels as they are stitched
+    (:func:`_labelling_steps`); otherwise every class of the bundle.
+    """
+    recipe = read_recipe(bundle.parsed("inference"))
+    changes = {key: value for key, value in (user or {}).items() if key.startswith("inferer#")}
+    fast = not options.stock and recipe.fast_reason is None
+    return 1 if fast and _labelling_steps(bundle, recipe, options, changes) is not None else len(bundle.labels)
 
 
 def chosen_path(bundle: Bundle, options: InferenceOptions) -> str:
@@ -197,9 +251,10 @@ def inference_overrides(
         if "writer" not in bundle.parsed("inference").content:
             overrides.update(_stock_writer(recipe))
     else:
-        inferer = _fast_inferer(bundle, options, changes)
+        labels = _labelling_steps(bundle, recipe, options, changes)
+        inferer = _fast_inferer(bundle, options, changes, labels)
         overrides.update(_reader(bundle))
-        overrides["postprocessing"] = _postprocessing(bundle, recipe, options)
+        overrides["postprocessing"] = _postprocessing(bundle, recipe, options, streamed=labels is not None)
     if options.ensemble:
         inferer = {
             "_target_": "medseg.inference.ensemble.EnsembleInferer",

@@ -41,7 +41,7 @@ from medseg.inference.cohort_inputs import ScanRequest, expand_inputs
 from medseg.inference.cohort_summary import write_cohort_summary
 from medseg.inference.manifest import MANIFEST, Entry, Manifest, fingerprint, now, run_key
 from medseg.inference.memory import check_memory
-from medseg.inference.options import InferenceOptions, chosen_path, inference_overrides
+from medseg.inference.options import InferenceOptions, chosen_path, held_channels, inference_overrides
 from medseg.inference.outputs import CaseRecord, publish_case, write_case_outputs, write_run_outputs
 from medseg.inference.pipeline import Job, detach_postprocessing, run_pipeline
 from medseg.inference.plausibility import check_spacing
@@ -133,13 +133,21 @@ def _check_modality(found: str | None, bundle: Bundle, source: Path) -> None:
 
 
 def _checked_scan(
-    request: ScanRequest, scratch: Path, bundle: Bundle, budget: int, *, ignore_modality: bool, prefetch: int = 0
+    request: ScanRequest,
+    scratch: Path,
+    bundle: Bundle,
+    budget: int,
+    *,
+    channels: int,
+    ignore_modality: bool,
+    prefetch: int = 0,
 ) -> ScanInput:
     """Check a request's scan and return it as a NIfTI scan (a DICOM image is converted into ``scratch``).
 
     Checked: what the file is (a DICOM folder must hold one CT, MR or PET image), its modality
     against the bundle's, the header (:func:`check_scan_header`), the voxel size, the memory the scan
-    needs (:func:`check_memory`), then the voxels of a floating-point scan (NaN or infinite values).
+    needs (:func:`check_memory`: ``budget`` bytes, with ``channels`` of the network's output held
+    whole), then the voxels of a floating-point scan (NaN or infinite values).
     Any failure becomes one error that names ``source``, never the converted file.
     """
     source = request.source
@@ -149,7 +157,7 @@ def _checked_scan(
             _check_modality(modality, bundle, source)
         info = check_scan_header(scan, channels=bundle.input_channels)
         check_spacing(info.affine, source)
-        check_memory(info, bundle, budget, prefetch)
+        check_memory(info, bundle, budget, channels, prefetch)
         check_finite_voxels(info.path)
     except Exception as error:  # a library's own exception from an odd file is that file's one line too
         if interrupted(error):
@@ -273,7 +281,8 @@ def segment_report(
     )
     todo = run.to_do(requests, retry_failed)
     budget = available_memory() if max_memory is None else max_memory
-    checks = _Checks(bundle, budget, ignore_modality, min(prefetch, len(todo) - 1) if todo else 0)
+    channels = held_channels(bundle, options, overrides)
+    checks = _Checks(bundle, budget, channels, ignore_modality, min(prefetch, len(todo) - 1) if todo else 0)
     say = step or (lambda words: None)
     with tempfile.TemporaryDirectory(prefix="medseg-dicom-") as scratch, engine_logs_silenced():
         if todo:
@@ -293,13 +302,20 @@ class _Checks:
 
     bundle: Bundle
     budget: int
+    channels: int
     ignore_modality: bool
     prefetch: int
 
     def prepare_into(self, scratch: Path) -> Callable[[ScanRequest], ScanInput]:
         """The reader's ``prepare``: check a request, converting a DICOM image into ``scratch``."""
         return lambda request: _checked_scan(
-            request, scratch, self.bundle, self.budget, ignore_modality=self.ignore_modality, prefetch=self.prefetch
+            request,
+            scratch,
+            self.bundle,
+            self.budget,
+            channels=self.channels,
+            ignore_modality=self.ignore_modality,
+            prefetch=self.prefetch,
         )
 
 
