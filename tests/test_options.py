@@ -202,7 +202,6 @@ def test_nearest_bundle_keeps_its_clean_up_on_each_side_of_the_resampling(tmp_pa
         ]
 
     bundle = derived(tmp_path, inference=nearest)
-    steps = inference_overrides(bundle, InferenceOptions())["postprocessing"]["transforms"]
     activation, _, discrete, _ = own("ct_liver_tumour_3d", "postprocessing")["transforms"]
     resample = {
         "_target_": "medseg.inference.resample.ResampleToSourced",
@@ -210,4 +209,12 @@ def test_nearest_bundle_keeps_its_clean_up_on_each_side_of_the_resampling(tmp_pa
         "decide": {"_target_": "Compose", "transforms": []},
         "nearest": True,
     }
+    # Large windows hold the logits whole: every step stays in the postprocessing.
+    steps = inference_overrides(bundle, InferenceOptions(window="large"))["postprocessing"]["transforms"]
     assert steps == [activation, discrete, before, resample, after, "@writer"]
+    # The bundle's windows: activation and discretisation run on them as they are stitched.
+    overrides = inference_overrides(bundle, InferenceOptions())
+    assert overrides["postprocessing"]["transforms"] == [before, resample, after, "@writer"]
+    streamed = overrides["inferer"]["inferer"]
+    assert streamed["_target_"] == "medseg.inference.streaming.DiscretisingInferer"
+    assert streamed["decide"]["transforms"] == [activation, discrete]
