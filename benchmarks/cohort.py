@@ -31,10 +31,9 @@ MEASURED = "import resource, subprocess, sys; code = subprocess.run(sys.argv[1:]
 
 def make_scans(folder: Path, cases: int, size: int, slices: int, spacing: tuple[float, float]) -> list[Path]:
     """``cases`` synthetic abdominal CTs of ``size`` x ``size`` x ``slices`` voxels (cached in ``folder``)."""
-    from medseg.data.phantom import GridPreset
-    from medseg.data.phantom import make_case as phantom
-
     from medseg.io.nifti import write_nifti
+    from medseg.samples.phantom import GridPreset
+    from medseg.samples.phantom import make_case as phantom
 
     preset = GridPreset("cohort", size, (spacing[0], spacing[0]), (spacing[1], spacing[1]), slices=slices)
     folder.mkdir(parents=True, exist_ok=True)
