@@ -5,7 +5,8 @@ its ``datalist`` (one process, the network built once, scans in turn: how the mo
 datalist), writing masks only. medseg: ``medseg infer BUNDLE FOLDER -o OUT`` with its default
 outputs (masks, Slicer segmentations, statistics, overlays, report, cohort summary), pipelined.
 Each is one whole process (interpreter start and imports included), timed from outside; peak
-memory is that process's maximum resident set. Masks are compared voxel by voxel.
+memory is that process's maximum resident set; CPU time is its user + system seconds (on a
+shared machine they move less than wall time). Masks are compared voxel by voxel.
 
     python benchmarks/cohort.py                                  # 10 scans of 512 x 512 x 200, 0.75 x 0.75 x 1.5 mm
     nice python benchmarks/cohort.py --cases 3 --size 256 --slices 100
@@ -23,18 +24,19 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 BUNDLE = "ct_liver_tumour_3d"
-# Runs a command and prints its peak resident memory (kB): the maximum over the children it waited for.
+# Runs a command and prints, over the children it waited for, their CPU seconds (user + system) and peak
+# resident memory (kB, the largest child's).
 MEASURED = "import resource, subprocess, sys; code = subprocess.run(sys.argv[1:]).returncode; " + (
-    "print(resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss, file=sys.stderr); sys.exit(code)"
+    "use = resource.getrusage(resource.RUSAGE_CHILDREN); "
+    "print(use.ru_utime + use.ru_stime, use.ru_maxrss, file=sys.stderr); sys.exit(code)"
 )
 
 
 def make_scans(folder: Path, cases: int, size: int, slices: int, spacing: tuple[float, float]) -> list[Path]:
     """``cases`` synthetic abdominal CTs of ``size`` x ``size`` x ``slices`` voxels (cached in ``folder``)."""
-    from medseg.data.phantom import GridPreset
-    from medseg.data.phantom import make_case as phantom
-
     from medseg.io.nifti import write_nifti
+    from medseg.samples.phantom import GridPreset
+    from medseg.samples.phantom import make_case as phantom
 
     preset = GridPreset("cohort", size, (spacing[0], spacing[0]), (spacing[1], spacing[1]), slices=slices)
     folder.mkdir(parents=True, exist_ok=True)
@@ -48,14 +50,15 @@ def make_scans(folder: Path, cases: int, size: int, slices: int, spacing: tuple[
     return scans
 
 
-def timed(command: list[str]) -> tuple[float, float]:
-    """Run ``command`` as a whole process; its wall time (s) and peak resident memory (GB)."""
+def timed(command: list[str]) -> tuple[float, float, float]:
+    """Run ``command`` as a whole process; its wall time (s), CPU time (s) and peak resident memory (GB)."""
     start = time.perf_counter()
     done = subprocess.run([sys.executable, "-c", MEASURED, *command], capture_output=True, text=True)
     seconds = time.perf_counter() - start
     if done.returncode != 0:
         raise SystemExit(f"{command[:4]} failed:\n{done.stderr[-3000:]}")
-    return seconds, int(done.stderr.strip().splitlines()[-1]) / 1e6
+    cpu, peak = done.stderr.strip().splitlines()[-1].split()
+    return seconds, float(cpu), int(peak) / 1e6
 
 
 def stock_command(scans: list[Path], output: Path, work: Path) -> list[str]:
@@ -98,14 +101,18 @@ def main() -> None:
         for folder in (stock_out, fast_out):
             subprocess.run(["rm", "-rf", str(folder)], check=True)
         medseg = [sys.executable, "-m", "medseg", "infer", BUNDLE, str(work / "scans"), "-o", str(fast_out)]
-        stock_s, stock_gb = timed(stock_command(scans, stock_out, work))
-        fast_s, fast_gb = timed([*medseg, "--device", "cpu"])
+        stock_s, stock_cpu, stock_gb = timed(stock_command(scans, stock_out, work))
+        fast_s, fast_cpu, fast_gb = timed([*medseg, "--device", "cpu"])
         same, lowest = compare(scans, stock_out, fast_out)
     grid = f"{args.size} x {args.size} x {args.slices} at {args.spacing[0]} x {args.spacing[0]} x {args.spacing[1]} mm"
-    print(f"{args.cases} CT scans of {grid}; whole processes, wall time and peak resident memory")
-    print(f"  stock (monai.bundle run, datalist, masks only): {stock_s:7.1f} s  {stock_gb:5.2f} GB")
-    print(f"  medseg infer (pipelined, default outputs):      {fast_s:7.1f} s  {fast_gb:5.2f} GB")
-    print(f"  ratio stock / medseg: x{stock_s / fast_s:.2f} time, memory medseg / stock {fast_gb / stock_gb:.2f}")
+    print(f"{args.cases} CT scans of {grid}; whole processes: wall time, CPU time (user + system), peak memory")
+    for name, (wall, cpu, gb) in {
+        "stock (monai.bundle run, datalist, masks only)": (stock_s, stock_cpu, stock_gb),
+        "medseg infer (pipelined, default outputs)": (fast_s, fast_cpu, fast_gb),
+    }.items():
+        print(f"  {name:<48} {wall:7.1f} s  cpu {cpu:7.1f} s  {gb:5.2f} GB")
+    ratios = f"x{stock_s / fast_s:.2f} wall, x{stock_cpu / fast_cpu:.2f} cpu"
+    print(f"  ratio stock / medseg: {ratios}; memory medseg / stock {fast_gb / stock_gb:.2f}")
     print(f"  masks identical: {same} of {len(scans)} (lowest voxel agreement {lowest:.6f})")
 
 

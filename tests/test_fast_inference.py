@@ -61,6 +61,29 @@ def test_cpu_tuned_network_runs_the_same_windows():
     assert next(net.parameters()).is_contiguous()
 
 
+def test_cpu_tuned_copy_is_kept_across_scans_until_the_network_changes():
+    """One tuned copy for a run's scans; new weights loaded into the module (an ensemble's member) make a new one."""
+    torch.manual_seed(2)
+    net = UNet(3, 1, 3, channels=(4, 8, 16), strides=(2, 2), num_res_units=1, norm="batch").eval()
+    member = UNet(3, 1, 3, channels=(4, 8, 16), strides=(2, 2), num_res_units=1, norm="batch").eval()
+    for norm in (m for m in member.modules() if isinstance(m, torch.nn.BatchNorm3d)):
+        norm.running_mean.uniform_(-1, 1), norm.running_var.uniform_(0.5, 2)
+    windows = SlidingWindowInferer((16, 16, 16), sw_batch_size=2, overlap=0.25)
+    tuned, x = CpuTunedInferer(windows), torch.randn(1, 1, 24, 20, 16)
+    with torch.inference_mode():
+        first = tuned(x, net)
+        copy_made = tuned.tuned(net)
+        assert tuned.tuned(net) is copy_made  # the next scan reuses it
+        torch.testing.assert_close(tuned(x, net), first, rtol=0, atol=0)
+        net.load_state_dict(member.state_dict())  # as EnsembleInferer loads a member
+        ours, plain = tuned(x, net), windows(x, net)
+        assert tuned.tuned(net) is not copy_made
+        np.testing.assert_allclose(ours, plain, atol=1e-4)
+        assert not np.allclose(ours, first, atol=1e-3)
+        net.train()  # batch norms in training mode are not folded: a new copy again
+        assert tuned.tuned(net) is not tuned.tuned(net.eval())
+
+
 def test_cpu_tuned_inferer_runs_the_tuned_copy():
     """Hooks travel into the copy: there no batch norm runs and the first convolution sees channels-last windows."""
     net = UNet(3, 1, 3, channels=(4, 8, 16), strides=(2, 2), num_res_units=1, norm="batch").eval()

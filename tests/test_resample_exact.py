@@ -15,7 +15,7 @@ import torch
 from monai.transforms import AsDiscreted
 from scipy import ndimage
 
-from medseg.inference.resample import foreground_box, to_source_grid
+from medseg.inference.resample import all_finite, foreground_box, to_source_grid
 from medseg.io.nifti import lps_affine
 
 from .shapes import grid_affine
@@ -175,3 +175,14 @@ def test_the_transform_puts_labels_on_the_source_files_grid(tmp_path, channels):
     pred[0, 3, 3, 3] = float("nan")
     with pytest.raises(MedsegError, match="the network output is not finite"):
         ResampleToSourced("pred", decide)({"pred": pred})
+
+
+@pytest.mark.parametrize("bad", [float("nan"), float("inf"), float("-inf")])
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float16])
+def test_all_finite_finds_one_bad_value_anywhere(bad, dtype):
+    values = torch.rand(3, 7, 6, 5).to(dtype)
+    assert all_finite(values) and all_finite(torch.zeros(0)) and all_finite(torch.ones(2, 3, dtype=torch.int64))
+    for position in (0, 17, values.numel() - 1):
+        spoiled = values.clone()
+        spoiled.view(-1)[position] = bad
+        assert not all_finite(spoiled)

@@ -82,6 +82,10 @@ class CpuTunedInferer(Inferer):
     network itself is left untouched (an ensemble loads its members' weights into it). Where the
     volume or the network is on CUDA, the network runs as it is: the tuning was not measured there.
 
+    The tuned copy is made once and kept for the next scans of a run while the network stays the
+    same: same module, same parameter and buffer tensors, none changed in place since (each tensor's
+    version counter, which ``load_state_dict`` and any in-place update move on), same modes.
+
     Args:
         inferer: the inferer that cuts the volume into windows (the bundle's own, or another).
     """
@@ -89,20 +93,47 @@ class CpuTunedInferer(Inferer):
     def __init__(self, inferer: Inferer) -> None:
         super().__init__()
         self.inferer = inferer
+        self._tuned: tuple[tuple[Any, ...], torch.nn.Module] | None = None  # (the network's state key, its copy)
+
+    def tuned(self, network: torch.nn.Module) -> torch.nn.Module:
+        """The tuned copy of ``network``: the one kept from an earlier call while ``network`` is unchanged."""
+        key = _state_key(network)
+        if self._tuned is not None and key is not None and self._tuned[0] == key:
+            return self._tuned[1]
+        model = copy.deepcopy(network)
+        fold_batch_norms(model)  # folds only batch norms in eval mode
+        model = model.to(memory_format=torch.channels_last_3d)  # type: ignore[call-overload]  # torch's stubs omit it
+        self._tuned = None if key is None else (key, model)
+        return model
 
     def __call__(self, inputs: torch.Tensor, network: Predictor, *args: Any, **kwargs: Any) -> torch.Tensor:
         """Predict ``(B, C_out, x, y, z)`` from ``inputs`` ``(B, C_in, x, y, z)``."""
         if not (inputs.ndim == 5 and inputs.device.type == "cpu" and _on_cpu(network)):
             return self.inferer(inputs, network, *args, **kwargs)
         assert isinstance(network, torch.nn.Module)  # _on_cpu says so
-        model = copy.deepcopy(network)
-        fold_batch_norms(model)  # folds only batch norms in eval mode
-        model = model.to(memory_format=torch.channels_last_3d)  # type: ignore[call-overload]  # torch's stubs omit it
+        model = self.tuned(network)
 
         def predict(window: torch.Tensor, *more: Any, **options: Any) -> torch.Tensor:
             return model(window.contiguous(memory_format=torch.channels_last_3d), *more, **options).contiguous()
 
         return self.inferer(inputs, predict, *args, **kwargs)
+
+
+def _state_key(network: torch.nn.Module) -> tuple[Any, ...] | None:
+    """What a tuned copy of ``network`` depends on, to compare cheaply; None when it cannot be told.
+
+    Each parameter and buffer by identity, storage and version counter (moved on by every in-place
+    change, ``load_state_dict`` included), and each module's training mode. Tensors made under
+    ``torch.inference_mode`` have no version counter: then None, and the copy is made afresh.
+    """
+    try:
+        tensors = tuple(
+            (name, id(tensor), tensor.data_ptr(), tensor._version)
+            for name, tensor in (*network.named_parameters(), *network.named_buffers())
+        )
+    except RuntimeError:  # an inference tensor's version counter cannot be read
+        return None
+    return id(network), tensors, tuple(module.training for module in network.modules())
 
 
 def _on_cpu(network: Predictor) -> bool:

@@ -44,6 +44,19 @@ def _labels(decide: Decide, probabilities: torch.Tensor) -> torch.Tensor:
     return torch.as_tensor(labels)[0].round().to(torch.int64)
 
 
+def all_finite(values: torch.Tensor) -> bool:
+    """Whether no value of ``values`` is NaN or infinite.
+
+    One reduction (the smallest and largest value, which NaN and infinities always reach) instead of
+    ``isfinite(values).all()``, which makes a boolean volume first: 0.014 s of CPU against 0.37 s on
+    3 x 300 x 300 x 200 probabilities.
+    """
+    if not values.is_floating_point() or values.numel() == 0:  # integer labels are always finite
+        return True
+    lowest, highest = torch.aminmax(values)
+    return bool(torch.isfinite(lowest) & torch.isfinite(highest))
+
+
 def foreground_box(labels: torch.Tensor, margin: int = 1) -> tuple[np.ndarray, np.ndarray] | None:
     """Inclusive index box ``(lo, hi)`` of non-zero ``labels`` ``(x, y, z)``, grown by ``margin``; None if empty."""
     nonzero = torch.nonzero(labels)
@@ -286,7 +299,7 @@ class ResampleToSourced(MapTransform):
         for key in self.key_iterator(result):
             pred = result[key]
             source = Path(pred.meta["filename_or_obj"])
-            if not torch.isfinite(pred).all():
+            if not all_finite(pred.as_tensor()):
                 raise MedsegError("the network output is not finite: the scan holds NaN or infinite values", source)
             header = read_nifti(source)
             x, y, z = header.shape[:3]
