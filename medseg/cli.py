@@ -435,12 +435,12 @@ def infer_command(
         bool,
         typer.Option("--retry-failed", help="Segment again the scans that failed in an earlier run into OUTDIR."),
     ] = False,
-    ray: Annotated[
+    ray_address: Annotated[
         str | None,
         typer.Option(
             "--ray",
             metavar="ADDRESS",
-            help="Segment on a Ray cluster (pip install 'medseg[cluster]'): local starts Ray on this machine, "
+            help="Segment on a Ray cluster (Ray is medseg's 'cluster' extra): local starts Ray on this machine, "
             "auto joins the cluster this node belongs to, host:port joins that head. OUTDIR must be on storage "
             "every node sees.",
         ),
@@ -501,7 +501,7 @@ def infer_command(
             keep_going=True,
             progress=progress,
             step=step,
-            ray_address=ray,
+            ray_address=ray_address,
             workers=workers,
         )
     _render_report(report, bundle, output, stock=stock, ignore_modality=ignore_modality, extras=not masks_only)

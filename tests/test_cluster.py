@@ -8,6 +8,7 @@ import signal
 import socket
 import subprocess
 import sys
+import time
 from collections import Counter
 from pathlib import Path
 
@@ -16,10 +17,12 @@ import numpy as np
 import pytest
 
 from medseg.errors import MedsegError
-from medseg.inference.manifest import Manifest
+from medseg.inference.manifest import MANIFEST, Manifest
 from medseg.inference.predict import segment_report
 
 from .conftest import TINY
+from .test_cohort import TINY_FLAGS
+from .test_resume import child_env
 
 ray = pytest.importorskip("ray")
 pytestmark = pytest.mark.cluster
@@ -68,18 +71,17 @@ def _free_port() -> int:
 @pytest.fixture
 def two_nodes(monkeypatch):
     """A Ray head and a second node on 127.0.0.1, one CPU each, started as a user would (``ray start``)."""
-    monkeypatch.setenv("RAY_AUTH_MODE", "disabled")  # as the driver (whose ray read it at import): no token
+    monkeypatch.setenv("RAY_AUTH_MODE", "disabled")  # no token: the nodes and the driver all listen on 127.0.0.1
     address = f"127.0.0.1:{_free_port()}"
     small = ["--num-cpus", "1", "--object-store-memory", str(100 * 2**20)]
     common = ["--node-ip-address", "127.0.0.1", *small, "--disable-usage-stats"]
+    start = {"check": True, "capture_output": True, "timeout": 120, "env": child_env()}
     try:
         head = [*RAY, "start", "--head", "--port", address.split(":")[1], "--include-dashboard", "false", *common]
-        subprocess.run(head, check=True, capture_output=True, timeout=120)
-        subprocess.run([*RAY, "start", "--address", address, *common], check=True, capture_output=True, timeout=120)
-        ray.init(address=address)
+        subprocess.run(head, **start)
+        subprocess.run([*RAY, "start", "--address", address, *common], **start)
         yield address
     finally:
-        ray.shutdown()
         subprocess.run([*RAY, "stop", "--force"], capture_output=True, timeout=120)
 
 
@@ -125,29 +127,21 @@ def _actor_processes() -> list[int]:
 
 
 def test_a_worker_killed_mid_run_on_two_nodes_leaves_every_scan_done_once(
-    tmp_path, ct_bundle, scans, random_weights, alone, two_nodes
+    tmp_path, scans, random_weights, alone, two_nodes
 ):
-    killed: list[int] = []
-
-    def kill_one_worker(counts) -> None:  # at the first scan's end, each actor has a scan still to do
-        if not killed:
-            killed.append(_actor_processes()[0])
-            os.kill(killed[0], signal.SIGKILL)
-
     output = tmp_path / "ray"
-    report = segment_report(
-        ct_bundle,
-        [scans],
-        output,
-        weights=random_weights,
-        device="cpu",
-        overrides=TINY,
-        ray_address=two_nodes,
-        workers=2,
-        progress=kill_one_worker,
-    )
-    assert killed and killed[0] not in _actor_processes()
-    assert len(report.written) == 4 and not report.failed
+    command = [sys.executable, "-m", "medseg", "infer", "ct_liver_tumour_3d", str(scans), "-o", str(output)]
+    command += ["--weights", str(random_weights), "--device", "cpu", *TINY_FLAGS, "--ray", two_nodes, "--workers", "2"]
+    run = subprocess.Popen(command, env=child_env(), stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    killed = None
+    while run.poll() is None and killed is None:  # at the first scan done, each actor has a scan still to do
+        if (output / MANIFEST).is_file() and '"state": "done"' in (output / MANIFEST).read_text():
+            killed = _actor_processes()[0]
+            os.kill(killed, signal.SIGKILL)
+        time.sleep(0.1)
+    printed, _ = run.communicate(timeout=300)
+    assert killed is not None and killed not in _actor_processes()
+    assert run.returncode == 0, printed
     assert _done_once(output) == {path.name.removesuffix(".nii.gz"): 1 for path in scans.iterdir()}
     _same_masks(output, alone)
     assert not list(output.glob(".medseg-staging-*"))
@@ -155,6 +149,12 @@ def test_a_worker_killed_mid_run_on_two_nodes_leaves_every_scan_done_once(
 
 def test_without_ray_the_error_names_the_install(tmp_path, monkeypatch, ct_bundle, scans, random_weights):
     monkeypatch.setitem(sys.modules, "ray", None)  # import ray fails
-    with pytest.raises(MedsegError, match=r"^`--ray` needs Ray: pip install 'medseg\[cluster\]'$"):
+    with pytest.raises(MedsegError, match=r"^`ray_address` needs Ray: pip install 'medseg\[cluster\]'$"):
         segment_report(ct_bundle, [scans], tmp_path / "out", weights=random_weights, ray_address="local")
+    assert not (tmp_path / "out").exists()
+
+
+def test_workers_without_ray_is_refused(tmp_path, ct_bundle, scans, random_weights):
+    with pytest.raises(MedsegError, match=r"^`workers` is for a Ray run: give `ray_address` too$"):
+        segment_report(ct_bundle, [scans], tmp_path / "out", weights=random_weights, workers=2)
     assert not (tmp_path / "out").exists()

@@ -78,7 +78,7 @@ def segment_on_ray(
     """Segment ``todo`` on Ray actors, calling ``record`` in this process as each scan ends.
 
     Raises:
-        MedsegError: Ray is not installed, the cluster cannot be reached, or ``workers`` is below 1.
+        MedsegError: Ray is not installed, or the cluster cannot be reached.
     """
     ray = _ray()
     started = not ray.is_initialized()
@@ -110,7 +110,7 @@ def _ray() -> Any:
     try:
         import ray
     except ImportError:
-        raise MedsegError(f"`--ray` needs Ray: {INSTALL}") from None
+        raise MedsegError(f"`ray_address` needs Ray: {INSTALL}") from None
     return ray
 
 
@@ -131,8 +131,6 @@ def _start_actors(ray: Any, spec: WorkerSpec, workers: int | None, scans: int, d
     resources = ray.cluster_resources()
     gpu = "cuda" in str(device)
     count = workers if workers is not None else max(1, int(resources.get("GPU", 0))) if gpu else 1
-    if count < 1:
-        raise MedsegError(f"`workers` must be 1 or more, not {count}")
     count = min(count, scans)
     cpus = max(1, int(resources.get("CPU", 1)) // count)
     options: dict[str, Any] = {"max_restarts": RESTARTS, "max_task_retries": RESTARTS, "num_cpus": 0 if gpu else cpus}

@@ -12,6 +12,9 @@ preprocessing, while the network works on the scan before it (:mod:`medseg.infer
 scan that fails, whatever the error, is reported in one line and skipped; the others are finished. A
 run of two or more scans keeps ``OUTDIR/manifest.jsonl`` (:mod:`medseg.inference.manifest`), so that
 running it again finishes what is left, and sums itself up (:mod:`medseg.inference.cohort_summary`).
+With ``ray_address`` the scans are segmented by Ray actors instead (:mod:`medseg.inference.cluster`),
+each running the same per-scan work (:mod:`medseg.inference.scan_worker`); this process alone keeps
+the manifest and writes the run's files.
 An optional output that cannot be made (overlay, DICOM SEG, report) costs only itself: a warning
 says why. Each mask, and with ``extras`` its Slicer segmentation, statistics and overlay
 (:mod:`medseg.inference.outputs`), is written to a staging folder and moved into place when all of
@@ -246,6 +249,10 @@ def segment_report(
     _unique_names(requests)
     if ray_address is not None:
         check_ray()
+    elif workers is not None:
+        raise MedsegError("`workers` is for a Ray run: give `ray_address` too")
+    if workers is not None and workers < 1:
+        raise MedsegError(f"`workers` must be 1 or more, not {workers}")
     check_output_folder(output_dir)
     check_override_ids(bundle, "inference", overrides or {})
     check_packages(bundle, dict(overrides or {}))
@@ -350,8 +357,10 @@ class _Run:
             spec = replace(spec, staging=self.staging)
             if cluster is None:
                 worker = ScanWorker(spec)
-                worker.segment(todo, self.ended)
-                worker.close()
+                try:
+                    worker.segment(todo, self.ended)
+                finally:
+                    worker.close()
             else:
                 from medseg.inference.cluster import segment_on_ray
 

@@ -54,6 +54,7 @@ class WorkerSpec:
         record: the provenance the statistics carry; None writes masks only.
         checks: the checks each scan passes, given a scratch folder.
         prefetch: scans that may wait for the network, and as many for the writer.
+        say: called with a few words as each step starts, for a progress display.
     """
 
     bundle: Bundle
