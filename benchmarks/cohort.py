@@ -10,6 +10,11 @@ shared machine they move less than wall time). Masks are compared voxel by voxel
 
     python benchmarks/cohort.py                                  # 10 scans of 512 x 512 x 200, 0.75 x 0.75 x 1.5 mm
     nice python benchmarks/cohort.py --cases 3 --size 256 --slices 100
+    nice python benchmarks/cohort.py --cases 3 --size 128 --slices 64 --ray-workers 2   # also on a local Ray
+
+With ``--ray-workers N`` the same ``medseg infer`` runs a third time as ``--ray local --workers N``
+(Ray started by the process on this machine, N actors), and its throughput (scans per minute,
+Ray's start-up included) is printed against the single-process run's, masks compared with it.
 """
 
 from __future__ import annotations
@@ -92,18 +97,23 @@ def main() -> None:
     parser.add_argument("--size", type=int, default=512, help="in-plane voxels")
     parser.add_argument("--slices", type=int, default=200)
     parser.add_argument("--spacing", type=float, nargs=2, default=(0.75, 1.5), help="in-plane and slice mm")
+    parser.add_argument("--ray-workers", type=int, default=0, help="also run on a local Ray with N workers")
     parser.add_argument("--work", type=Path, default=None, help="folder for the scans and outputs (default: temp)")
     args = parser.parse_args()
     with tempfile.TemporaryDirectory(prefix="medseg-cohort-bench-") as temporary:
         work = args.work or Path(temporary)
         scans = make_scans(work / "scans", args.cases, args.size, args.slices, tuple(args.spacing))
-        stock_out, fast_out = work / "stock", work / "medseg"
-        for folder in (stock_out, fast_out):
+        stock_out, fast_out, ray_out = work / "stock", work / "medseg", work / "ray"
+        for folder in (stock_out, fast_out, ray_out):
             subprocess.run(["rm", "-rf", str(folder)], check=True)
         medseg = [sys.executable, "-m", "medseg", "infer", BUNDLE, str(work / "scans"), "-o", str(fast_out)]
         stock_s, stock_cpu, stock_gb = timed(stock_command(scans, stock_out, work))
         fast_s, fast_cpu, fast_gb = timed([*medseg, "--device", "cpu"])
         same, lowest = compare(scans, stock_out, fast_out)
+        if args.ray_workers:
+            ray_medseg = [*medseg[:-1], str(ray_out), "--device", "cpu"]
+            ray_s, ray_gb = timed([*ray_medseg, "--ray", "local", "--workers", str(args.ray_workers)])
+            ray_same, ray_lowest = compare(scans, fast_out, ray_out)
     grid = f"{args.size} x {args.size} x {args.slices} at {args.spacing[0]} x {args.spacing[0]} x {args.spacing[1]} mm"
     print(f"{args.cases} CT scans of {grid}; whole processes: wall time, CPU time (user + system), peak memory")
     for name, (wall, cpu, gb) in {
@@ -114,6 +124,13 @@ def main() -> None:
     ratios = f"x{stock_s / fast_s:.2f} wall, x{stock_cpu / fast_cpu:.2f} cpu"
     print(f"  ratio stock / medseg: {ratios}; memory medseg / stock {fast_gb / stock_gb:.2f}")
     print(f"  masks identical: {same} of {len(scans)} (lowest voxel agreement {lowest:.6f})")
+    if args.ray_workers:
+        per_minute = [60 * args.cases / seconds for seconds in (fast_s, ray_s)]
+        label = f"medseg infer --ray local --workers {args.ray_workers}:"
+        print(f"  {label:<48}{ray_s:7.1f} s  {ray_gb:5.2f} GB (largest process)")
+        print(f"  throughput: one process {per_minute[0]:.2f} scans/min, Ray {per_minute[1]:.2f} scans/min", end="")
+        print(f" (x{per_minute[1] / per_minute[0]:.2f})")
+        print(f"  Ray masks identical to the one-process run: {ray_same} of {len(scans)} (lowest {ray_lowest:.6f})")
 
 
 if __name__ == "__main__":

@@ -97,6 +97,8 @@ def segment(
     progress: Callable[[RunProgress], None] | None = None,
     step: Say | None = None,
     say: Say = _to_stderr,
+    ray_address: str | None = None,
+    workers: int | None = None,
 ) -> SegmentReport:
     """Segment scans into ``OUTPUT/<name>_seg.nii.gz`` masks (uint8, on each scan's own grid) and more.
 
@@ -130,6 +132,11 @@ def segment(
         progress: called as each scan ends with the run's counts (done, failed, skipped) and its error.
         step: called with a few words as each step starts, for a progress display.
         say: where the notice about a trusted outside bundle goes.
+        ray_address: segment on a Ray cluster (``pip install 'medseg[cluster]'``): ``local`` starts Ray
+            on this machine, ``auto`` joins the cluster this node belongs to, ``host:port`` joins that
+            head. The output folder must be on storage every node sees.
+        workers: Ray actors that segment, each loading the network once (default: one per GPU on
+            CUDA, else 1); on CPU each takes cores / workers threads.
 
     Returns:
         The masks written (``written``), the scans that failed with ``keep_going`` (``failed``), the
@@ -167,6 +174,8 @@ def segment(
         prefetch=prefetch,
         retry_failed=retry_failed,
         step=step,
+        ray_address=ray_address,
+        workers=workers,
     )
     if not keep_going:
         report.raise_for_failures()

@@ -435,6 +435,24 @@ def infer_command(
         bool,
         typer.Option("--retry-failed", help="Segment again the scans that failed in an earlier run into OUTDIR."),
     ] = False,
+    ray_address: Annotated[
+        str | None,
+        typer.Option(
+            "--ray",
+            metavar="ADDRESS",
+            help="Segment on a Ray cluster (Ray is medseg's 'cluster' extra): local starts Ray on this machine, "
+            "auto joins the cluster this node belongs to, host:port joins that head. OUTDIR must be on storage "
+            "every node sees.",
+        ),
+    ] = None,
+    workers: Annotated[
+        int | None,
+        typer.Option(
+            min=1,
+            help="With --ray: actors that segment, each loading the network once (default: one per GPU on CUDA, "
+            "else 1); on CPU each takes cores / WORKERS threads.",
+        ),
+    ] = None,
     trust: TrustOpt = False,
 ) -> None:
     """Segment scans; writes OUTDIR/<name>_seg.nii.gz (uint8, on the scan's own grid) and more.
@@ -483,6 +501,8 @@ def infer_command(
             keep_going=True,
             progress=progress,
             step=step,
+            ray_address=ray_address,
+            workers=workers,
         )
     _render_report(report, bundle, output, stock=stock, ignore_modality=ignore_modality, extras=not masks_only)
     raise typer.Exit(report.exit_status)

@@ -185,6 +185,8 @@ def run_pipeline(
 ) -> None:
     """Segment ``requests`` through ``workflow``: initialised, its postprocessing detached.
 
+    The workflow is left as it was found, so that it can segment more scans in another call.
+
     Args:
         workflow: the bundle's inference ``ConfigWorkflow``, after :func:`detach_postprocessing` and ``initialize()``.
         requests: the scans, in order.
@@ -199,6 +201,7 @@ def run_pipeline(
 
     stages = _Stages(workflow, prefetch, prepare, finish, fail, say)
     evaluator = workflow.evaluator
+    bundle_loader = evaluator.data_loader  # put back at the end, so that the workflow can run more scans later
     evaluator.data_loader = DataLoader(
         _Stream(stages, len(requests)),
         batch_size=1,
@@ -218,6 +221,8 @@ def run_pipeline(
         stages.stop.set()
         reader.join()
         writer.join()
+        evaluator.data_loader = bundle_loader
+        evaluator.remove_event_handler(stages.hand_over, IterationEvents.MODEL_COMPLETED)
     if stages.crashed is not None:
         raise stages.crashed
 

@@ -12,6 +12,9 @@ preprocessing, while the network works on the scan before it (:mod:`medseg.infer
 scan that fails, whatever the error, is reported in one line and skipped; the others are finished. A
 run of two or more scans keeps ``OUTDIR/manifest.jsonl`` (:mod:`medseg.inference.manifest`), so that
 running it again finishes what is left, and sums itself up (:mod:`medseg.inference.cohort_summary`).
+With ``ray_address`` the scans are segmented by Ray actors instead (:mod:`medseg.inference.cluster`),
+each running the same per-scan work (:mod:`medseg.inference.scan_worker`); this process alone keeps
+the manifest and writes the run's files.
 An optional output that cannot be made (overlay, DICOM SEG, report) costs only itself: a warning
 says why. Each mask, and with ``extras`` its Slicer segmentation, statistics and overlay
 (:mod:`medseg.inference.outputs`), is written to a staging folder and moved into place when all of
@@ -31,26 +34,27 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
-from medseg.bundles import Bundle, check_override_ids, load_workflow
+from medseg.bundles import Bundle, check_override_ids
 from medseg.data.validate import check_finite_voxels, check_scan_header
 from medseg.defaults import DEFAULT_MIN_LESION_ML, DEFAULT_PREFETCH
 from medseg.devices import device_expression
 from medseg.engine_logs import engine_logs_silenced
-from medseg.errors import MedsegError, interrupted, root_cause
+from medseg.errors import MedsegError, interrupted
+from medseg.inference.cluster import ClusterOptions, check_ray
 from medseg.inference.cohort_inputs import ScanRequest, expand_inputs
 from medseg.inference.cohort_summary import write_cohort_summary
 from medseg.inference.manifest import MANIFEST, Entry, Manifest, fingerprint, now, run_key
 from medseg.inference.memory import check_memory
 from medseg.inference.options import InferenceOptions, chosen_path, held_channels, inference_overrides
-from medseg.inference.outputs import CaseRecord, publish_case, write_case_outputs, write_run_outputs
-from medseg.inference.pipeline import Job, detach_postprocessing, run_pipeline
+from medseg.inference.outputs import CaseRecord, write_run_outputs
 from medseg.inference.plausibility import check_spacing
 from medseg.inference.progress import RunProgress
 from medseg.inference.provenance import options_record, run_provenance
 from medseg.inference.requirements import check_network, check_packages
+from medseg.inference.scan_worker import ScanResult, ScanWorker, WorkerSpec, as_user_error
 from medseg.io.dicom import find_image, image_to_nifti
 from medseg.io.dicom_objects import MODALITY_WORDS
-from medseg.io.paths import CaseFiles, ScanInput, check_output_folder, is_nifti, nifti_stem
+from medseg.io.paths import ScanInput, check_output_folder, is_nifti, nifti_stem
 from medseg.memory import available_memory
 from medseg.weights import check_weights
 
@@ -162,17 +166,8 @@ def _checked_scan(
     except Exception as error:  # a library's own exception from an odd file is that file's one line too
         if interrupted(error):
             raise KeyboardInterrupt from error
-        raise _as_user_error(error, source) from None
+        raise as_user_error(error, source) from None
     return ScanInput(source, info.path, modality)
-
-
-def _as_user_error(error: BaseException, source: Path) -> MedsegError:
-    """One line about ``source`` for any failure while segmenting it, from the error that started it."""
-    cause = root_cause(error)
-    if isinstance(cause, MedsegError):
-        return MedsegError(cause.problem, source)
-    reason = (str(cause).strip().splitlines() or [""])[0][:300]
-    return MedsegError(f"segmentation failed ({type(cause).__name__}: {reason})", source)
 
 
 def _weights_files(bundle: Bundle, weights: str | Path | Sequence[str | Path] | None) -> list[str]:
@@ -211,6 +206,8 @@ def segment_report(
     prefetch: int = DEFAULT_PREFETCH,
     retry_failed: bool = False,
     step: Callable[[str], None] | None = None,
+    ray_address: str | None = None,
+    workers: int | None = None,
 ) -> SegmentReport:
     """Segment scans, skipping (and reporting) those that fail.
 
@@ -242,6 +239,9 @@ def segment_report(
         prefetch: scans that may wait, preprocessed, for the network (and as many for the writer).
         retry_failed: segment again the scans that failed in an earlier run into ``output_dir``.
         step: called with a few words as each step starts, for a progress display.
+        ray_address: segment on Ray (:mod:`medseg.inference.cluster`): ``local`` starts Ray on this
+            machine, ``auto`` joins this node's cluster, ``host:port`` joins that head; None runs here.
+        workers: Ray actors that segment (default: one per GPU on CUDA, else 1).
 
     Raises:
         MedsegError: for unusable inputs, list files, weights, options, override ids or output folder, or
@@ -255,6 +255,12 @@ def segment_report(
     if prefetch < 1:
         raise MedsegError(f"`prefetch` must be 1 or more, not {prefetch}")
     _unique_names(requests)
+    if ray_address is not None:
+        check_ray()
+    elif workers is not None:
+        raise MedsegError("`workers` is for a Ray run: give `ray_address` too")
+    if workers is not None and workers < 1:
+        raise MedsegError(f"`workers` must be 1 or more, not {workers}")
     check_output_folder(output_dir)
     check_override_ids(bundle, "inference", overrides or {})
     check_packages(bundle, dict(overrides or {}))
@@ -284,9 +290,12 @@ def segment_report(
     channels = held_channels(bundle, options, overrides)
     checks = _Checks(bundle, budget, channels, ignore_modality, min(prefetch, len(todo) - 1) if todo else 0)
     say = step or (lambda words: None)
-    with tempfile.TemporaryDirectory(prefix="medseg-dicom-") as scratch, engine_logs_silenced():
-        if todo:
-            run.segment(todo, config, checks.prepare_into(Path(scratch)), prefetch, say)
+    if todo:
+        output = Path(output_dir)  # the staging folder is set when the run makes it
+        spec = WorkerSpec(bundle, output, output, config, todo[0].source, record, checks.prepare_into, prefetch, say)
+        cluster = None if ray_address is None else ClusterOptions(ray_address, workers)
+        with engine_logs_silenced():
+            run.segment(todo, spec, cluster)
     run.write_run_files(say, cohort=run.manifest is not None)
     return run.report
 
@@ -353,34 +362,25 @@ class _Run:
         self.counts = RunProgress(total=len(requests), skipped=len(self.report.skipped))
         return todo
 
-    def segment(
-        self,
-        todo: list[ScanRequest],
-        config: dict[str, Any],
-        prepare: Callable[[ScanRequest], ScanInput],
-        prefetch: int,
-        say: Callable[[str], None],
-    ) -> None:
-        """Segment ``todo`` through the bundle's workflow, built once, into a staging folder then the output."""
+    def segment(self, todo: list[ScanRequest], spec: WorkerSpec, cluster: ClusterOptions | None) -> None:
+        """Segment ``todo`` in this process, or on Ray, into a staging folder then the output."""
         created = not self.output.exists()
         self.output.mkdir(parents=True, exist_ok=True)
         remove_stale_staging(self.output)
         self.staging = Path(tempfile.mkdtemp(prefix=f"{STAGING_PREFIX}{os.getpid()}-", dir=self.output))
-        writer = {"_target_": "medseg.io.mask_writer.SaveMaskd", "keys": "pred", "output_dir": str(self.staging)}
         try:
             self._note([self._entry(request, "pending") for request in todo])
-            say(f"building the workflow of {self.bundle.name}")
-            workflow = load_workflow(
-                self.bundle, ["inference"], workflow_type="infer", overrides={**config, "writer": writer}, quiet=True
-            )
-            # one item, never read (the pipeline feeds the evaluator): a bundle's sampler refuses an empty dataset
-            workflow.parser["dataset#data"] = [{"image": str(todo[0].source.absolute())}]
-            detach_postprocessing(workflow)
-            workflow.initialize()
-            run_pipeline(
-                workflow, todo, prefetch=prefetch, prepare=prepare, finish=self.finish, fail=self.fail, say=say
-            )
-            workflow.finalize()
+            spec = replace(spec, staging=self.staging)
+            if cluster is None:
+                worker = ScanWorker(spec)
+                try:
+                    worker.segment(todo, self.ended)
+                finally:
+                    worker.close()
+            else:
+                from medseg.inference.cluster import segment_on_ray
+
+                segment_on_ray(spec, todo, cluster, self.ended)
         finally:
             shutil.rmtree(self.staging, ignore_errors=True)
             if created and not self.report.written:  # a run that made the folder and wrote nothing leaves nothing
@@ -388,29 +388,21 @@ class _Run:
                 if not any(self.output.iterdir()):
                     self.output.rmdir()
 
-    def finish(self, job: Job) -> None:
-        """Write a segmented scan's other files, move them all into place, and record it done."""
-        assert job.scan is not None
-        staged = CaseFiles(self.staging, job.request.name)
-        warnings = [] if self.record is None else write_case_outputs(self.bundle, job.scan, staged, self.record)
-        mask = publish_case(staged, self.output)
-        _drop_conversion(job.scan)
-        outputs = [path.name for path in _case_paths(CaseFiles(self.output, job.request.name)) if path.is_file()]
+    def ended(self, result: ScanResult) -> None:
+        """Record how a scan ended (done with its files, or failed with its one line): the only manifest writer."""
         with self.lock:
-            self.report.written.append(mask)
-            self.report.warnings += [f"{job.scan.source}: {warning}" for warning in warnings]
-            self._note([self._entry(job.request, "done", outputs=outputs, seconds=job.seconds)])
-            self._tick(done=1)
-
-    def fail(self, job: Job, error: BaseException) -> None:
-        """Record that a scan failed, with its one line."""
-        if job.scan is not None:
-            _drop_conversion(job.scan)
-        failure = _as_user_error(error, job.request.source)
-        with self.lock:
-            self.report.failed.append(failure)
-            self._note([self._entry(job.request, "failed", error=failure.problem, seconds=job.seconds)])
-            self._tick(failed=1, error=failure)
+            if result.error is None:
+                assert result.mask is not None
+                self.report.written.append(result.mask)
+                self.report.warnings += list(result.warnings)
+                entry = self._entry(result.request, "done", outputs=list(result.outputs), seconds=result.seconds)
+                self._note([entry])
+                self._tick(done=1)
+            else:
+                self.report.failed.append(result.error)
+                entry = self._entry(result.request, "failed", error=result.error.problem, seconds=result.seconds)
+                self._note([entry])
+                self._tick(failed=1, error=result.error)
 
     def _entry(self, request: ScanRequest, state: str, **details: Any) -> Entry:
         return Entry(
@@ -442,16 +434,6 @@ class _Run:
         if cohort and self.manifest is not None:
             say("writing cohort.csv and cohort.html")
             self.report.summary = write_cohort_summary(self.bundle, self.output, self.manifest)
-
-
-def _case_paths(files: CaseFiles) -> list[Path]:
-    return [files.mask, files.segmentation, files.stats, files.overlay, files.viewer, files.dicom_seg]
-
-
-def _drop_conversion(scan: ScanInput) -> None:
-    """Remove the temporary NIfTI of a converted (DICOM) or renamed scan once it is done with."""
-    if scan.path != scan.source:
-        scan.path.unlink(missing_ok=True)
 
 
 def remove_stale_staging(output: Path) -> None:
