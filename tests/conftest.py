@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -9,6 +10,8 @@ import torch
 
 from medseg.bundles import Bundle, find_bundle
 from medseg.samples.datasets import write_brats_dataset, write_ct_dataset
+
+from .chromium import Browser, chromium_or_skip
 
 # Bundle overrides that make the CT bundle cheap enough for unit tests: coarse voxels, small patches.
 TINY = {"spacing": [6.0, 6.0, 6.0], "patch_size": [32, 32, 32], "num_workers": 0}
@@ -76,6 +79,14 @@ def random_weights(tmp_path_factory: pytest.TempPathFactory) -> Path:
     path = tmp_path_factory.mktemp("weights") / "random.pt"
     torch.save(net.state_dict(), path)
     return path
+
+
+@pytest.fixture(scope="module")
+def browser(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Browser]:
+    """Headless Chromium for a test module's pages (skipped without Chromium, except in CI)."""
+    opened = Browser(chromium_or_skip(), tmp_path_factory.mktemp("profile"), width=1200, height=1400)
+    yield opened
+    opened.close()
 
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:

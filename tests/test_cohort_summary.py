@@ -14,7 +14,6 @@ from medseg.inference.outputs import CaseRecord, write_case_outputs, write_run_o
 from medseg.io.nifti import write_nifti
 from medseg.io.paths import CaseFiles, ScanInput
 
-from .chromium import Browser, chromium_or_skip
 from .shapes import grid_affine, sphere
 
 CENTRE = np.array([0.0, 0.0, 0.0])
@@ -71,14 +70,6 @@ def test_cohort_csv_has_a_row_per_scan_and_label_and_one_per_failure(cohort):
         "no",
     )
     assert "the mask is empty" in by_case["empty", "liver"]["warnings"]
-
-
-@pytest.fixture(scope="module")
-def browser(tmp_path_factory):
-    executable = chromium_or_skip()
-    opened = Browser(executable, tmp_path_factory.mktemp("profile"), width=1200, height=1400)
-    yield opened
-    opened.close()
 
 
 def test_cohort_page_renders_its_plots_qc_list_and_links_in_headless_chromium(cohort, browser):

@@ -16,7 +16,6 @@ from medseg.io.nifti import write_nifti
 from medseg.io.paths import CaseFiles, ScanInput
 from medseg.io.viewer_data import block_max, block_mean, shrink_factors, viewer_volume
 
-from .chromium import Browser, chromium_or_skip
 from .shapes import grid_affine, sphere
 
 CENTRE = np.array([5.0, -12.0, 30.0])
@@ -107,14 +106,6 @@ def _write_case(folder):
     write_case_outputs(bundle, ScanInput(folder / "scan.nii.gz", folder / "scan.nii.gz"), files, CaseRecord({}))
     write_run_outputs(bundle, folder)
     return folder / "report.html", np.rint(ndimage.center_of_mass(mask == 2)).astype(int)
-
-
-@pytest.fixture(scope="module")
-def browser(tmp_path_factory):
-    executable = chromium_or_skip()
-    opened = Browser(executable, tmp_path_factory.mktemp("profile"), width=1200, height=1400)
-    yield opened
-    opened.close()
 
 
 AXIAL = ".medseg-view[data-view=axial] canvas"
