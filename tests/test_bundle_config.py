@@ -12,7 +12,7 @@ from medseg.bundle_config import BundleConfig, read_config, target_name, write_c
 from medseg.bundles import BUILTIN_BUNDLES, Bundle, derive_bundle
 from medseg.data.validate import ScanInfo
 from medseg.inference.memory import check_memory
-from medseg.inference.options import InferenceOptions, chosen_path, inference_overrides
+from medseg.inference.options import InferenceOptions, chosen_path, held_channels, inference_overrides
 from medseg.inference.outputs import write_run_outputs
 from medseg.inference.predict import segment_report
 from medseg.inference.requirements import check_network, check_packages
@@ -97,7 +97,7 @@ def _use_for_inference(bundle: Bundle, tmp_path: Path, *, tta: bool) -> None:
     check_network(bundle, {})
     assert bundle.weights.name == "model.pt"
     scan = ScanInfo(tmp_path / "scan.nii.gz", (40, 40, 30), 1, np.eye(4))
-    check_memory(scan, bundle, 2**40)
+    check_memory(scan, bundle, 2**40, held_channels(bundle, InferenceOptions()))
     write_run_outputs(bundle, tmp_path / "out")
 
 
