@@ -347,14 +347,16 @@ class _Run:
         self.staging = output
         self.lock = threading.Lock()
         self.counts = RunProgress(total=0)
+        self.fingerprints: dict[Path, str] = {}  # each input's, taken once before any is read
 
     def to_do(self, requests: Sequence[ScanRequest], retry_failed: bool) -> list[ScanRequest]:
         """The requests this run segments: all, less those its manifest says are finished."""
         todo = []
         for request in requests:
             source = str(request.source.absolute())
+            self.fingerprints[request.source] = fingerprint(request.source)
             if self.manifest and self.manifest.is_finished(
-                source, fingerprint(request.source), self.key, self.output, retry_failed
+                source, self.fingerprints[request.source], self.key, self.output, retry_failed
             ):
                 self.report.skipped.append(request.source)
             else:
@@ -408,7 +410,7 @@ class _Run:
         return Entry(
             input=str(request.source.absolute()),
             name=request.name,
-            fingerprint=fingerprint(request.source),
+            fingerprint=self.fingerprints[request.source],
             run=self.key,
             state=state,
             time=now(),
