@@ -104,7 +104,8 @@ def test_a_bundle_with_its_own_reader_keeps_it_and_one_with_two_invertd_runs_its
     inference["preprocessing"]["transforms"][0]["reader"] = "NibabelReader"
     (tmp_path / "configs" / "inference.json").write_text(json.dumps(inference))
     made = inference_overrides(Bundle(tmp_path), InferenceOptions())
-    assert "postprocessing" in made and not any(key.startswith("preprocessing") for key in made)
+    assert "postprocessing" in made
+    assert not any(key.startswith("preprocessing#transforms#0") for key in made)  # the bundle's reader stays
     inference["postprocessing"]["transforms"].insert(1, inference["postprocessing"]["transforms"][1])
     (tmp_path / "configs" / "inference.json").write_text(json.dumps(inference))
     twice = Bundle(tmp_path)

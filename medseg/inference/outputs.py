@@ -85,8 +85,14 @@ def overlay_rows(mask: np.ndarray, quantities: Quantities, most: int = OVERLAY_L
 
 
 def _scan_intensities(scan: Path) -> np.ndarray:
-    """The scan's ``(X, Y, Z)`` intensities; of a multi-channel scan, the first channel."""
-    data = np.asarray(load_nifti(scan).dataobj, dtype=np.float32)
+    """The scan's ``(X, Y, Z)`` intensities; of a multi-channel scan, the first channel.
+
+    Stored integers stay integers (a CT's int16 takes half the memory of float32, and every output
+    reads slices, samples or block means of it); scaled or float64 voxels become float32.
+    """
+    data = np.asarray(load_nifti(scan).dataobj)
+    if not (np.issubdtype(data.dtype, np.integer) or data.dtype == np.float32):
+        data = data.astype(np.float32)
     return data if data.ndim == 3 else data[..., 0]
 
 

@@ -21,6 +21,7 @@ from medseg.inference.cohort_inputs import ScanRequest
 from medseg.inference.outputs import CaseRecord, publish_case, write_case_outputs
 from medseg.inference.pipeline import Job, detach_postprocessing, run_pipeline
 from medseg.io.paths import CaseFiles, ScanInput
+from medseg.memory import release_freed_memory
 
 # ``prepare`` given the worker's scratch folder: the checks a scan passes before the network
 Checks = Callable[[Path], Callable[[ScanRequest], ScanInput]]
@@ -110,6 +111,7 @@ class ScanWorker:
         assert job.scan is not None
         spec = self.spec
         staged = CaseFiles(self.staging, job.request.name)
+        release_freed_memory()  # the scan's network-grid tensors, freed, before the outputs allocate theirs
         warnings = [] if spec.record is None else write_case_outputs(spec.bundle, job.scan, staged, spec.record)
         mask = publish_case(staged, spec.output)
         _drop_conversion(job.scan)
