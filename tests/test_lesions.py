@@ -4,7 +4,15 @@ import numpy as np
 import pytest
 from scipy import ndimage
 
-from medseg.lesions import axial_axis, axial_diameter_mm, find_lesions, label_boxes, measure, voxel_volume_ml
+from medseg.lesions import (
+    axial_axis,
+    axial_diameter_mm,
+    find_lesions,
+    label_boxes,
+    label_counts,
+    measure,
+    voxel_volume_ml,
+)
 
 from .shapes import grid_affine, sphere, vertical_cylinder
 
@@ -188,3 +196,11 @@ def test_label_boxes_in_either_memory_order_are_find_objects():
     assert label_boxes(mask, 4) == expected
     assert label_boxes(np.asfortranarray(mask), 4) == expected
     assert label_boxes(mask[::-1, :, ::2], 4) == ndimage.find_objects(mask[::-1, :, ::2], max_label=4)
+
+
+@pytest.mark.parametrize("dtype", [np.uint8, np.int16, np.int32, np.uint16, bool])
+@pytest.mark.parametrize("order", ["C", "F"])
+def test_label_counts_are_numpys_bincount_for_any_label_type_and_order(dtype, order):
+    labels = np.random.default_rng(3).integers(0, 2 if dtype is bool else 7, size=(9, 8, 7))
+    mask = np.asarray(labels, dtype=dtype, order=order)
+    np.testing.assert_array_equal(label_counts(mask, 10), np.bincount(labels.ravel(), minlength=10))
