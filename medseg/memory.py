@@ -42,9 +42,9 @@ def release_freed_memory() -> None:
     glibc keeps freed heap memory resident for reuse, and once a large block has been freed it serves
     blocks of up to 32 MB from the heap rather than from their own mappings; so after a scan's network
     stage the process keeps hundreds of MB of freed tensors resident, on top of what the next stage
-    allocates. Between stages this brings the peak of a whole ``medseg infer`` run on a 512 x 512 x 200
-    CT from about 1.5 to 1.37 GB (``benchmarks/whole_process.py``). Without glibc (macOS, musl) it does
-    nothing.
+    allocates. Called before a scan's outputs, it brings the peak of a whole ``medseg infer`` run on a
+    512 x 512 x 200 CT from 1.45-1.76 GB to 1.34 GB (benchmarks/RESULTS.md). Without glibc (macOS,
+    musl) it does nothing.
     """
     libc = _libc()
     if libc is not None:

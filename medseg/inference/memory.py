@@ -64,7 +64,10 @@ def pipeline_bytes(single: int, queued: int, prefetch: int) -> int:
         bytes = S + (2·P + 2)·Q
 
     One scan is in the single-scan peak; up to ``P`` wait for the network and ``P`` for the writer; and
-    while one stage holds the scan of the peak, the other two stages each hold one more.
+    while one stage holds the scan of the peak, the other two stages each hold one more. Those two are
+    counted at their bytes between stages, not at their stages' working copies (the reader's
+    full-resolution scan, the writer's outputs), so a run measures above this: 2.4 GB for ten
+    512 x 512 x 200 CTs against 1.1 GB here plus the process's own 0.6 GB (benchmarks/RESULTS.md).
     """
     return single + (2 * prefetch + 2) * queued
 
