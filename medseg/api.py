@@ -14,13 +14,13 @@ MONAI and torch are imported inside the functions, so that ``import medseg`` sta
 
 from __future__ import annotations
 
-import sys
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from medseg.defaults import DEFAULT_MIN_LESION_ML, DEFAULT_PREFETCH
 from medseg.errors import MedsegError
+from medseg.stderr import write_line
 
 if TYPE_CHECKING:
     from medseg.bundles import Bundle
@@ -38,7 +38,7 @@ GB = 1e9
 
 
 def _to_stderr(line: str) -> None:
-    print(line, file=sys.stderr)
+    write_line(line)
 
 
 def _bytes(gigabytes: float | None) -> int | None:

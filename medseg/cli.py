@@ -21,6 +21,7 @@ from medseg.cli_help import examples, tidy_value_names
 from medseg.defaults import DEFAULT_MIN_LESION_ML, DEFAULT_PREFETCH
 from medseg.engine_logs import DEBUG_LOGGER
 from medseg.errors import MedsegError
+from medseg.stderr import write_line
 
 if TYPE_CHECKING:
     from medseg.bundles import Bundle
@@ -80,8 +81,8 @@ def _say(line: str) -> None:
 
 
 def _warn(line: str) -> None:
-    """:func:`_say` on stderr."""
-    typer.echo(with_flags(line, _flags()), err=True)
+    """:func:`_say` on stderr (never lost to another thread's silenced C output: :mod:`medseg.stderr`)."""
+    write_line(with_flags(line, _flags()))
 
 
 def _bundle(name_or_path: str, trust: bool) -> Bundle:

@@ -15,6 +15,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 
 from medseg.errors import MedsegError
+from medseg.stderr import write_line
 
 
 @dataclass(frozen=True)
@@ -70,7 +71,7 @@ def run_display(
 
         def failure_line(counts: RunProgress) -> None:
             if counts.error is not None:
-                print(render(f"error: {counts.error}"), file=sys.stderr, flush=True)
+                write_line(render(f"error: {counts.error}"))
 
         with step_spinner(terminal, first_line) as step:
             yield step, failure_line
@@ -84,7 +85,7 @@ def run_display(
 
         def show(counts: RunProgress) -> None:
             if counts.error is not None:  # on a line of its own, the bar redrawn below it
-                sys.stderr.write(f"{erase}{render(f'error: {counts.error}')}\n")
+                write_line(f"{erase}{render(f'error: {counts.error}')}")
             skipped = f", {counts.skipped} done before" if counts.skipped else ""
             bar.set_postfix_str(f"{counts.done} done, {counts.failed} failed{skipped}", refresh=False)
             bar.update(counts.finished - bar.n)

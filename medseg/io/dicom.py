@@ -12,8 +12,6 @@ NIfTI overlays the scan exactly.
 from __future__ import annotations
 
 import math
-import os
-import sys
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -27,6 +25,7 @@ from medseg.io.dicom_objects import DicomObject, describe, folder_objects, read_
 from medseg.io.dicom_volume import read_volume
 from medseg.io.nifti import write_nifti
 from medseg.memory import available_memory, readable_size
+from medseg.stderr import c_output_silenced
 
 LPS_TO_RAS = np.diag([-1.0, -1.0, 1.0])
 IMAGE_POSITION_TAG = "0020|0032"  # ImagePositionPatient: where a slice's first voxel lies (LPS, mm)
@@ -39,22 +38,18 @@ MAX_BYTES_PER_VALUE = 8  # the widest pixel type ITK reads a rescaled series int
 def _itk_warnings_off() -> Iterator[None]:
     """Keep ITK from printing warnings straight to stderr; medseg reports the problems itself.
 
-    ITK's own warnings obey its global switch; its numerics library (VNL, e.g. on a singular
-    direction matrix from a damaged slice) writes to file descriptor 2 regardless, so that is
-    pointed at ``/dev/null`` meanwhile.
+    ITK's own warnings obey its global switch, which is turned off (and back) inside the silenced
+    window, so that threads do not turn it on under each other; its numerics library (VNL, e.g. on
+    a singular direction matrix from a damaged slice) writes to file descriptor 2 regardless
+    (:func:`medseg.stderr.c_output_silenced`).
     """
-    shown = sitk.ProcessObject.GetGlobalWarningDisplay()
-    sitk.ProcessObject.SetGlobalWarningDisplay(False)
-    sys.stderr.flush()
-    saved = os.dup(2)
-    with open(os.devnull, "wb") as devnull:
-        os.dup2(devnull.fileno(), 2)
-    try:
-        yield
-    finally:
-        os.dup2(saved, 2)
-        os.close(saved)
-        sitk.ProcessObject.SetGlobalWarningDisplay(shown)
+    with c_output_silenced():
+        shown = sitk.ProcessObject.GetGlobalWarningDisplay()
+        sitk.ProcessObject.SetGlobalWarningDisplay(False)
+        try:
+            yield
+        finally:
+            sitk.ProcessObject.SetGlobalWarningDisplay(shown)
 
 
 @dataclass(frozen=True)
