@@ -4,6 +4,7 @@ import nibabel as nib
 import numpy as np
 import pytest
 
+from medseg.bundles import find_bundle
 from medseg.evaluation import evaluate, mean_dice
 from medseg.inference.options import InferenceOptions
 from medseg.inference.predict import segment
@@ -65,3 +66,27 @@ def test_fast_path_agrees_with_the_stock_recipe(pooled, label):
     ours, theirs, truth = pooled[label]
     assert dice(ours, theirs) >= 0.98
     assert dice(ours, truth) >= dice(theirs, truth) - 0.002
+
+
+# The three fresh seeds of the 2D bundle's docs (issue 20: a mean over at least three seeds of 10 patients).
+HELD_OUT_2D_SEEDS = (20261201, 20261202, 20261203)
+
+
+@pytest.fixture(scope="module")
+def held_out_2d(tmp_path_factory):
+    """Per seed, the 2D bundle's results on 10 fresh patients."""
+    bundle = find_bundle("ct_liver_tumour_2d")
+    results = []
+    for seed in HELD_OUT_2D_SEEDS:
+        root = tmp_path_factory.mktemp(f"held_out_2d_{seed}")
+        data = write_ct_dataset(root / "ct", cases=10, test_cases=0, seed=seed)
+        results.append(evaluate(bundle, data, root / "evaluation", device="cpu"))
+    return results
+
+
+def test_2d_bundle_finds_the_liver_and_its_tumours_over_three_seeds(held_out_2d):
+    assert [len(results) for results in held_out_2d] == [10, 10, 10]
+    liver = [mean_dice(results, "liver") for results in held_out_2d]
+    tumour = [mean_dice(results, "tumour") for results in held_out_2d]
+    assert np.mean(liver) >= 0.94 and min(liver) >= 0.93
+    assert np.mean(tumour) >= 0.45
