@@ -111,8 +111,10 @@ class ScanWorker:
         assert job.scan is not None
         spec = self.spec
         staged = CaseFiles(self.staging, job.request.name)
-        release_freed_memory()  # the scan's network-grid tensors, freed, before the outputs allocate theirs
-        warnings = [] if spec.record is None else write_case_outputs(spec.bundle, job.scan, staged, spec.record)
+        warnings: list[str] = []
+        if spec.record is not None:
+            release_freed_memory()  # the scan's network-grid tensors, freed, before the outputs allocate theirs
+            warnings = write_case_outputs(spec.bundle, job.scan, staged, spec.record)
         mask = publish_case(staged, spec.output)
         _drop_conversion(job.scan)
         outputs = [path.name for path in case_paths(CaseFiles(spec.output, job.request.name)) if path.is_file()]
