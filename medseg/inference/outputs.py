@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import os
 from collections.abc import Callable, Mapping
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -142,34 +141,22 @@ def write_case_outputs(bundle: Bundle, scan: ScanInput, files: CaseFiles, record
     intensities = _scan_intensities(scan.path)
     title = f"{files.name} ({bundle.name})"
     rows = overlay_rows(mask, quantities)
-    # matplotlib draws the overlay, holding the GIL most of the time, while this thread makes the rest in numpy,
-    # scipy and zlib, which let go of it: on two cores the overlay's second of drawing is mostly hidden.
-    with ThreadPoolExecutor(max_workers=1) as drawing:
-        overlay = drawing.submit(
-            _optional,
-            "overlay",
-            lambda: write_overlay(
-                files.overlay,
-                intensities,
-                mask,
-                affine,
-                rows=rows,
-                labels=labels,
-                modality=bundle.modality,
-                title=title,
-            ),
-        )
-        write_seg_nrrd(files.segmentation, mask, affine, labels)
-        warnings = scan_warnings(intensities, bundle.modality, three_d=bundle.spatial_dims == 3)
-        warnings += mask_warnings(quantities.volumes_ml, labels, bundle.volume_ranges)
-        viewer = _optional(
-            "viewer",
-            lambda: write_viewer_volume(
-                files.viewer,
-                viewer_volume(intensities, mask, affine, labels=labels, modality=bundle.modality, focus=rows[0].focus),
-            ),
-        )
-        warnings += overlay.result() + viewer
+    write_seg_nrrd(files.segmentation, mask, affine, labels)
+    warnings = scan_warnings(intensities, bundle.modality, three_d=bundle.spatial_dims == 3)
+    warnings += mask_warnings(quantities.volumes_ml, labels, bundle.volume_ranges)
+    warnings += _optional(
+        "overlay",
+        lambda: write_overlay(
+            files.overlay, intensities, mask, affine, rows=rows, labels=labels, modality=bundle.modality, title=title
+        ),
+    )
+    warnings += _optional(
+        "viewer",
+        lambda: write_viewer_volume(
+            files.viewer,
+            viewer_volume(intensities, mask, affine, labels=labels, modality=bundle.modality, focus=rows[0].focus),
+        ),
+    )
     if scan.source.is_dir() and dicom_seg_available():
         warnings += _optional("DICOM SEG", lambda: write_dicom_seg(files.dicom_seg, mask, scan.source, bundle))
     stats = case_stats(
