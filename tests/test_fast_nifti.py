@@ -5,6 +5,7 @@ import nibabel as nib
 import numpy as np
 import pytest
 import SimpleITK as sitk
+import torch
 
 from medseg.io.fast_nifti import c_order, load_nifti, save_nifti
 from medseg.io.nifti import write_nifti
@@ -75,7 +76,30 @@ def test_monai_reader_gives_what_nibabel_reader_gives(tmp_path, small_ct):
     # the voxels reach MONAI already C-ordered, so its own reordering copy is skipped
     reader = FastNibabelReader()
     voxels, _ = reader.get_data(reader.read(scan))
-    assert voxels.flags.c_contiguous
+    assert voxels.flags.c_contiguous and voxels.dtype == np.int16
+    # cast as they are reordered: LoadImage's own cast to float32 then has nothing to copy
+    casting = FastNibabelReader(dtype="float32")
+    cast, _ = casting.get_data(casting.read(scan))
+    assert cast.flags.c_contiguous and cast.dtype == np.float32
+    np.testing.assert_array_equal(cast, np.asarray(theirs))
+
+
+def test_the_cast_while_reordering_makes_no_second_copy_of_the_stored_voxels(tmp_path):
+    import tracemalloc
+
+    from monai.transforms import LoadImage
+
+    voxels = np.asfortranarray(np.arange(128 * 128 * 96, dtype=np.int16).reshape(128, 128, 96))
+    save_nifti(nib.Nifti1Image(voxels, np.eye(4)), tmp_path / "scan.nii.gz")
+    load = LoadImage(reader=FastNibabelReader(dtype="float32"), image_only=True)
+    load(tmp_path / "scan.nii.gz")  # imports and caches out of the way
+    tracemalloc.start()
+    loaded = load(tmp_path / "scan.nii.gz")
+    peak = tracemalloc.get_traced_memory()[1]
+    tracemalloc.stop()
+    assert loaded.dtype == torch.float32
+    stored, cast = voxels.nbytes, voxels.size * 4
+    assert peak < stored + cast + stored // 2, "the stored voxels were copied before the cast"
 
 
 def test_reader_refuses_to_gpu():
@@ -91,6 +115,9 @@ def test_c_order_copies_fortran_arrays_exactly(shape):
     np.testing.assert_array_equal(copied, array)
     already = np.ones((3, 4, 5), np.float32)
     assert c_order(already) is already
+    cast = c_order(array, np.float32)
+    assert cast.flags.c_contiguous and cast.dtype == np.float32
+    np.testing.assert_array_equal(cast, array)
 
 
 def test_c_order_copies_flipped_views_exactly():

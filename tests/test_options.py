@@ -30,7 +30,10 @@ def test_stock_keeps_the_bundles_inferer_and_postprocessing():
 def test_fast_path_tunes_the_bundles_own_windows_and_replaces_invertd():
     made = overrides("ct_liver_tumour_3d")
     assert made["inferer"] == {"_target_": CPU_TUNED, "inferer": own("ct_liver_tumour_3d", "inferer")}
-    assert made["preprocessing#transforms#0#reader"] == {"_target_": "medseg.io.readers.FastNibabelReader"}
+    assert made["preprocessing#transforms#0#reader"] == {
+        "_target_": "medseg.io.readers.FastNibabelReader",
+        "dtype": "float32",  # LoadImaged's own default, cast to as the voxels are reordered
+    }
     stock = own("ct_liver_tumour_3d", "postprocessing")["transforms"]  # Activationsd, Invertd, AsDiscreted, @writer
     resample = {
         "_target_": "medseg.inference.resample.ResampleToSourced",

@@ -178,11 +178,16 @@ def _stock_writer(recipe: Recipe) -> dict[str, Any]:
 
 
 def _reader(bundle: Bundle) -> dict[str, Any]:
-    """Point the bundle's ``LoadImaged`` at medseg's ISA-L NIfTI reader (same images, read faster)."""
+    """Point the bundle's ``LoadImaged`` at medseg's ISA-L NIfTI reader (same images, read faster).
+
+    The reader casts to the type ``LoadImaged`` asks for (its ``dtype``, by default MONAI's float32).
+    """
     loads = bundle.parsed("inference").components("LoadImaged")
     if len(loads) != 1 or "reader" in loads[0][1]:
         return {}
-    return {f"{loads[0][0]}#reader": {"_target_": "medseg.io.readers.FastNibabelReader"}}
+    path, load = loads[0]
+    dtype = f"@{path}#dtype" if "dtype" in load else "float32"
+    return {f"{path}#reader": {"_target_": "medseg.io.readers.FastNibabelReader", "dtype": dtype}}
 
 
 def _resampler(bundle: Bundle) -> dict[str, Any]:

@@ -17,6 +17,7 @@ from types import ModuleType
 
 import nibabel as nib
 import numpy as np
+import numpy.typing as npt
 
 from medseg.errors import MedsegError
 
@@ -83,7 +84,7 @@ def save_nifti(image: nib.Nifti1Image, path: str | Path) -> None:
     path.write_bytes(fast_gzip.compress(image.to_bytes(), compresslevel=1))
 
 
-def c_order(array: np.ndarray) -> np.ndarray:
+def c_order(array: np.ndarray, dtype: npt.DTypeLike | None = None) -> np.ndarray:
     """A C-contiguous copy of ``array`` (NIfTI voxels are stored in Fortran order), copied in slabs.
 
     MONAI turns every image into a C-contiguous array; numpy's ``ascontiguousarray`` of a Fortran
@@ -94,13 +95,15 @@ def c_order(array: np.ndarray) -> np.ndarray:
 
     Args:
         array: voxels of any shape and memory order.
+        dtype: the copy's type (cast block by block, so no whole-size copy of the old type is made);
+            by default ``array``'s.
 
     Returns:
-        The same values, C-contiguous (``array`` itself if it already is).
+        The same values, C-contiguous (``array`` itself if it already is, of that type).
     """
     if array.flags.c_contiguous or array.ndim < 2:
-        return np.ascontiguousarray(array)
-    result = np.empty(array.shape, array.dtype)
+        return np.ascontiguousarray(array, dtype)
+    result = np.empty(array.shape, array.dtype if dtype is None else dtype)
     axis = min(2, array.ndim - 1)
     for start in range(0, array.shape[axis], SLAB):
         block = (slice(None),) * axis + (slice(start, start + SLAB),)

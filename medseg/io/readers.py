@@ -8,6 +8,7 @@ from typing import Any
 
 import nibabel as nib
 import numpy as np
+import numpy.typing as npt
 from monai.config import PathLike
 from monai.data import NibabelReader
 from monai.data.utils import correct_nifti_header_if_necessary
@@ -26,13 +27,18 @@ class FastNibabelReader(NibabelReader):
 
     Args:
         *args: as for ``NibabelReader``.
+        dtype: the type ``LoadImage`` will cast the voxels to (its own ``dtype``), cast to here as the
+            voxels are reordered; then ``LoadImage`` has nothing left to cast, and a CT's int16 voxels
+            never exist twice (stored and reordered) beside their float32 copy. ``None`` keeps the
+            file's type.
         **kwargs: as for ``NibabelReader``, except ``to_gpu``.
     """
 
-    def __init__(self, *args: Any, **kwargs: Any) -> None:
+    def __init__(self, *args: Any, dtype: npt.DTypeLike | None = None, **kwargs: Any) -> None:
         if kwargs.get("to_gpu"):
             raise ValueError("FastNibabelReader reads on the CPU; use MONAI's NibabelReader for to_gpu=True")
         super().__init__(*args, **kwargs)
+        self.dtype = dtype
 
     def read(self, data: Sequence[PathLike] | PathLike, **kwargs: Any) -> nib.Nifti1Image | list[nib.Nifti1Image]:
         """Load one file, or several stacked as channels, as nibabel images.
@@ -47,5 +53,5 @@ class FastNibabelReader(NibabelReader):
         return images if len(images) > 1 else images[0]
 
     def _get_array_data(self, img: nib.Nifti1Image, filename: PathLike) -> np.ndarray:
-        """The voxels ``(X, Y, Z[, C])`` as a C-contiguous array of the file's (scaled) dtype."""
-        return c_order(np.asanyarray(img.dataobj))
+        """The voxels ``(X, Y, Z[, C])`` as a C-contiguous array of ``dtype`` (by default the file's, scaled)."""
+        return c_order(np.asanyarray(img.dataobj), self.dtype)
