@@ -123,7 +123,7 @@ def segment(
         min_lesion_ml: lesions smaller than this (mL) are counted in the statistics, not listed.
         lists: files that list scans, one path a line or a CSV with ``path`` and ``case_id`` columns.
         prefetch: scans read ahead of the network, and as many waiting to be written (memory bound:
-            :func:`medseg.inference.memory.pipeline_bytes`).
+            :meth:`medseg.inference.memory.StageBytes.pipeline`).
         retry_failed: segment again the scans that failed in an earlier run into ``output``; scans
             done before (``output/manifest.jsonl``) with unchanged inputs are skipped either way.
         keep_going: a scan that fails is recorded in the report and the others are finished;

@@ -165,20 +165,13 @@ def test_failed_scans_are_retried_only_when_asked(tmp_path, scans, random_weight
     assert sum(_history(output).values()) == 5
 
 
-def test_memory_bound_of_the_pipeline():
-    from medseg.inference.memory import pipeline_bytes
-
-    assert pipeline_bytes(1000, 10, prefetch=2) == 1000 + 6 * 10
-    assert pipeline_bytes(1000, 10, prefetch=1) == 1000 + 4 * 10
-
-
 def test_a_scan_too_large_for_the_pipeline_names_the_prefetch(tmp_path, ct_bundle, random_weights):
     for name in ("a", "b", "c"):
         nib.save(nib.Nifti1Image(np.zeros((64, 64, 64), np.int16), np.eye(4)), tmp_path / f"{name}.nii.gz")
     from medseg.data.validate import check_scan_header
-    from medseg.inference.memory import inference_bytes
+    from medseg.inference.memory import stage_bytes
 
-    single = inference_bytes(check_scan_header(tmp_path / "a.nii.gz", channels=1), [1.5, 1.5, 2.5], 3)
+    single = stage_bytes(check_scan_header(tmp_path / "a.nii.gz", channels=1), [1.5, 1.5, 2.5], 3).single
     report = segment_report(
         ct_bundle,
         [tmp_path / "a.nii.gz", tmp_path / "b.nii.gz", tmp_path / "c.nii.gz"],

@@ -18,8 +18,8 @@ import numpy as np
 import pytest
 
 from medseg.bundles import BUILTIN_BUNDLES
-from medseg.data.validate import ScanInfo
-from medseg.inference.memory import inference_bytes, network_voxels
+from medseg.data.validate import ScanInfo, check_scan, check_scan_header
+from medseg.inference.memory import network_voxels, stage_bytes
 from medseg.inference.predict import segment_report
 
 from . import hostile
@@ -112,11 +112,31 @@ def test_the_user_bundle_folder_is_trusted(tmp_path):
     assert "--trust" not in result.stderr and "weights file not found" in result.stderr
 
 
-def test_inference_bytes_formula():
-    scan = ScanInfo(Path("scan.nii.gz"), (512, 512, 60), 1, np.diag([0.8, 0.8, 5.0, 1.0]))
+def test_stage_bytes_formula():
+    scan = ScanInfo(Path("scan.nii.gz"), (512, 512, 60), 1, np.diag([0.8, 0.8, 5.0, 1.0]), voxel_bytes=2)
     assert network_voxels((512, 512, 60), (0.8, 0.8, 5.0), (1.6, 1.6, -1)) == 256 * 256 * 60
     voxels, resampled = 512 * 512 * 60, 256 * 256 * 60
-    assert inference_bytes(scan, (1.6, 1.6, -1), 3) == 4 * voxels + 4 * resampled * (1 + 3) + voxels
+    stages = stage_bytes(scan, (1.6, 1.6, -1), 3)
+    assert stages.reader == 4 * (voxels + voxels)  # downsampled: reorienting's two copies are the peak
+    assert stages.queued == 4 * resampled * (1 + 3)
+    assert stages.writer == 8 * resampled * 3 + (2 + 2) * voxels
+    assert stages.single == max(stages.reader, stages.queued + stages.writer)
+    assert stages.pipeline(2) == stages.reader + stages.writer + 5 * stages.queued
+    upsampled = stage_bytes(scan, (0.4, 0.4, 5.0), 1)
+    assert upsampled.reader == 4 * (voxels + 4 * voxels)  # the scan and its copy on the finer grid
+
+
+@pytest.mark.parametrize(
+    ("stored", "slope", "held"), [(np.int16, 1, 2), (np.uint8, 1, 1), (np.float32, 1, 4), (np.int16, 0.5, 4)]
+)
+def test_the_estimate_counts_voxels_as_the_outputs_hold_them(tmp_path, stored, slope, held):
+    scan = tmp_path / "scan.nii"
+    nib.save(nib.Nifti1Image(np.zeros((8, 8, 8), stored), np.eye(4)), scan)
+    with scan.open("r+b") as handle:  # scl_slope and scl_inter (nibabel resets them when it saves an array)
+        handle.seek(112)
+        handle.write(np.array([slope, 0], "<f4").tobytes())
+    assert check_scan_header(scan).voxel_bytes == held  # int16 with a slope is read, and held, as float32
+    assert check_scan(scan).voxel_bytes == held
 
 
 def test_a_scan_over_the_memory_budget_is_refused_before_work(tmp_path, small_ct, ct_bundle, random_weights):

@@ -55,12 +55,20 @@ class ScanInfo:
         shape: spatial shape ``(X, Y, Z)``.
         channels: number of channels (the 4th dimension, 1 for a plain 3D scan).
         affine: ``(4, 4)`` voxel-to-RAS affine.
+        voxel_bytes: bytes per voxel as medseg's outputs hold the scan: the stored size of unscaled
+            integer voxels (2 for a CT's int16), else 4 (float32).
     """
 
     path: Path
     shape: tuple[int, int, int]
     channels: int
     affine: np.ndarray
+    voxel_bytes: int = 4
+
+
+def held_voxel_bytes(dtype: np.dtype, scaled: bool) -> int:
+    """:attr:`ScanInfo.voxel_bytes` of voxels stored as ``dtype``, ``scaled`` by a slope or intercept or not."""
+    return dtype.itemsize if np.issubdtype(dtype, np.integer) and not scaled else 4
 
 
 def _open(path: Path) -> nib.Nifti1Image:
@@ -128,7 +136,8 @@ def check_scan(path: str | Path, *, channels: int = 1) -> ScanInfo:
     found = _channels_of(data, path, channels)
     if np.issubdtype(data.dtype, np.floating) and not np.isfinite(data).all():
         raise MedsegError("contains NaN or infinite voxel values", path)
-    return ScanInfo(path, tuple(int(s) for s in data.shape[:3]), found, image.affine)  # type: ignore[arg-type]
+    shape = tuple(int(s) for s in data.shape[:3])
+    return ScanInfo(path, shape, found, image.affine, held_voxel_bytes(data.dtype, scaled=False))  # type: ignore[arg-type]
 
 
 def _gzip_size(path: Path) -> int:
@@ -169,7 +178,11 @@ def check_scan_header(path: str | Path, *, channels: int = 1) -> ScanInfo:
             raise MedsegError(f"cannot read NIfTI (truncated or corrupt: {expected} bytes expected)", path)
     elif path.stat().st_size < expected:
         raise MedsegError(f"cannot read NIfTI (truncated: {path.stat().st_size} of {expected} bytes)", path)
-    return ScanInfo(path, tuple(int(s) for s in image.shape[:3]), found, image.affine)  # type: ignore[arg-type]
+    proxy = image.dataobj  # nibabel moves the header's scaling onto the proxy of the voxels
+    scaled = getattr(proxy, "slope", 1) != 1 or getattr(proxy, "inter", 0) != 0
+    held = held_voxel_bytes(header.get_data_dtype(), scaled=scaled)
+    shape = tuple(int(s) for s in image.shape[:3])
+    return ScanInfo(path, shape, found, image.affine, held)  # type: ignore[arg-type]
 
 
 def check_finite_voxels(path: Path) -> None:

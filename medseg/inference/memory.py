@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Sequence
+from dataclasses import dataclass
 
 import numpy as np
 
@@ -24,52 +25,71 @@ def network_voxels(shape: Sequence[int], spacing: Sequence[float], target: Seque
     return math.prod(sizes)
 
 
-def inference_bytes(scan: ScanInfo, target_spacing: Sequence[float], classes: int) -> int:
-    """Peak memory (bytes) that segmenting ``scan`` takes, estimated from its header.
+@dataclass(frozen=True)
+class StageBytes:
+    """Bytes each stage of ``medseg infer`` holds at its peak for one scan, estimated from its header.
 
-    With ``N`` the scan's voxels, ``C`` its channels, ``M`` the voxels of the network's grid (the scan
-    resampled to the bundle's spacing) and ``K`` the output channels held whole on that grid (the
-    bundle's classes, background included, or 1 where the windows become labels as they are stitched:
-    :func:`~medseg.inference.options.held_channels`)::
+    With ``N`` the scan's voxels, ``C`` its channels, ``b`` the bytes of a voxel as the outputs hold it
+    (:attr:`~medseg.data.validate.ScanInfo.voxel_bytes`: 2 for a CT's int16, else 4), ``M`` the voxels of
+    the network's grid (the scan resampled to the bundle's spacing) and ``K`` the output channels held
+    whole on that grid (the bundle's classes, background included, or 1 where the windows become labels
+    as they are stitched: :func:`~medseg.inference.options.held_channels`)::
 
-        bytes = 4·N·C      the scan, loaded as float32
-              + 4·M·C      the scan resampled to the network's grid
-              + 4·M·K      the probability of each class on that grid (or the labels)
-              + N          the uint8 mask on the scan's grid
+        reader  R = 4·C·(N + max(N, M))  loading (the float32 scan beside its stored voxels, b ≤ 4) and
+                                         reorienting (two float32 copies of the scan), or resampling
+                                         (the scan and its copy on the network's grid)
+        queued  Q = 4·M·(C + K)          one scan between stages: its preprocessed image, the network's output
+        writer  W = 8·M·K + (b + 2)·N    resampling back (the probabilities and their copy in the foreground's
+                                         box, the uint8 mask), then the outputs (the scan read again, the mask,
+                                         the viewer's block means)
 
-    The network's own activations are not counted: the fast inferer splits volumes over a voxel
+    On ten 512 x 512 x 200 CTs at 0.75 x 0.75 x 1.5 mm (``ct_liver_tumour_3d``: R 419 MB, Q 126 MB,
+    W 398 MB) a pipelined run rose 1.18 GB above the process with its network built, against the 1.45 GB
+    of :meth:`pipeline` with the default prefetch of 2; one such scan alone rose 0.45 GB, against 0.52 GB of
+    :attr:`single` (``benchmarks/RESULTS.md``; ``tests/test_memory_bound.py`` holds a smaller cohort to
+    it). The network's own activations are not counted: the fast inferer splits volumes over a voxel
     budget into windows, so they are bounded whatever the scan's size.
     """
-    voxels = math.prod(scan.shape)
-    resampled = network_voxels(scan.shape, grid_of(scan.affine)[0].tolist(), target_spacing)
-    return FLOAT_BYTES * (voxels * scan.channels + resampled * (scan.channels + classes)) + voxels
+
+    reader: int
+    queued: int
+    writer: int
+
+    @property
+    def single(self) -> int:
+        """One scan alone: the reader's peak, or the writer's while the scan's network output is kept."""
+        return max(self.reader, self.queued + self.writer)
+
+    def pipeline(self, prefetch: int) -> int:
+        """A pipelined run (:mod:`medseg.inference.pipeline`) whose scans are all this large.
+
+        ::
+
+            bytes = R + W + (2·P + 1)·Q
+
+        The three stages each work on a scan at once, the network's held at ``Q``; up to ``P``
+        (``prefetch``) more wait for the network and ``P`` for the writer. Each stage is a thread with
+        its own heap (glibc's arenas), so one stage's freed working copies do not serve another's:
+        their peaks add up.
+        """
+        return self.reader + self.writer + (2 * prefetch + 1) * self.queued
 
 
-def queued_bytes(scan: ScanInfo, target_spacing: Sequence[float], classes: int) -> int:
-    """Bytes one scan holds while it waits between the pipeline's stages: ``4·M·(C + K)``.
+def stage_bytes(scan: ScanInfo, target_spacing: Sequence[float], classes: int) -> StageBytes:
+    """:class:`StageBytes` of ``scan`` on the network grid of ``target_spacing``, ``classes`` channels held whole.
 
-    A scan waiting for the network holds its preprocessed image (``4·M·C``); one waiting for the
-    writer holds that image's metadata and the network's output (``4·M·K``): the larger bound serves both.
+    Args:
+        scan: the scan's header.
+        target_spacing: the network grid's spacing (mm); 0 or less keeps the scan's along that axis.
+        classes: ``K``, the output channels held whole on that grid.
     """
+    voxels, channels = math.prod(scan.shape), scan.channels
     resampled = network_voxels(scan.shape, grid_of(scan.affine)[0].tolist(), target_spacing)
-    return FLOAT_BYTES * resampled * (scan.channels + classes)
-
-
-def pipeline_bytes(single: int, queued: int, prefetch: int) -> int:
-    """Peak memory (bytes) of a pipelined run (:mod:`medseg.inference.pipeline`) whose largest scan is given.
-
-    With ``S`` the single-scan peak (:func:`inference_bytes`), ``Q`` one scan's bytes between stages
-    (:func:`queued_bytes`) and ``P`` the prefetch (scans allowed to wait in each of the two queues)::
-
-        bytes = S + (2·P + 2)·Q
-
-    One scan is in the single-scan peak; up to ``P`` wait for the network and ``P`` for the writer; and
-    while one stage holds the scan of the peak, the other two stages each hold one more. Those two are
-    counted at their bytes between stages, not at their stages' working copies (the reader's
-    full-resolution scan, the writer's outputs), so a run measures above this: 2.4 GB for ten
-    512 x 512 x 200 CTs against 1.1 GB here plus the process's own 0.6 GB (benchmarks/RESULTS.md).
-    """
-    return single + (2 * prefetch + 2) * queued
+    return StageBytes(
+        reader=FLOAT_BYTES * channels * (voxels + max(voxels, resampled)),
+        queued=FLOAT_BYTES * resampled * (channels + classes),
+        writer=2 * FLOAT_BYTES * resampled * classes + (scan.voxel_bytes + 2) * voxels,
+    )
 
 
 def check_memory(scan: ScanInfo, bundle: Bundle, budget: int, channels: int, prefetch: int = 0) -> None:
@@ -79,17 +99,16 @@ def check_memory(scan: ScanInfo, bundle: Bundle, budget: int, channels: int, pre
         scan: the scan's header.
         bundle: the bundle that segments it.
         budget: bytes allowed.
-        channels: the network output's channels the run holds whole (see :func:`inference_bytes`).
-        prefetch: 0 for one scan alone; for a pipelined run, the scans that may wait in each queue
-            (:func:`pipeline_bytes`, as if every scan were this large).
+        channels: the network output's channels the run holds whole (``K`` of :class:`StageBytes`).
+        prefetch: 0 for one scan alone (:attr:`StageBytes.single`); for a pipelined run, the scans that may
+            wait in each queue (:meth:`StageBytes.pipeline`, as if every scan were this large).
 
     Raises:
         MedsegError: the estimate exceeds ``budget``.
     """
     target = np.broadcast_to(bundle.parsed("inference").network_spacing() or [0, 0, 0], 3).tolist()
-    needed = inference_bytes(scan, target, channels)
-    if prefetch:
-        needed = pipeline_bytes(needed, queued_bytes(scan, target, channels), prefetch)
+    stages = stage_bytes(scan, target, channels)
+    needed = stages.pipeline(prefetch) if prefetch else stages.single
     if needed > budget:
         hint = f"`max_memory`, or `prefetch` below {prefetch}" if prefetch else "`max_memory`"
         raise MedsegError(

@@ -10,7 +10,7 @@ The evaluator runs once over a stream of preprocessed scans, so the network is b
 weights (and an ensemble's members) are loaded once for the whole run, whatever the number of
 scans. The stages are threads: PyTorch, NumPy, nibabel's decompression and ITK release the GIL
 while they work. At most ``prefetch`` scans wait in each queue, so memory stays bounded
-(:func:`medseg.inference.memory.pipeline_bytes`).
+(:meth:`medseg.inference.memory.StageBytes.pipeline`).
 
 The bundle's configs still say everything: the evaluator, its network, inferer and handlers are
 the bundle's; its dataset's transform (the preprocessing) runs in the reader thread instead of the
@@ -32,6 +32,7 @@ from torch.utils.data import IterableDataset
 from medseg.errors import interrupted
 from medseg.inference.cohort_inputs import ScanRequest
 from medseg.io.paths import ScanInput
+from medseg.memory import release_freed_memory
 
 POSTPROCESSING_ID = "medseg_cohort_postprocessing"  # where the evaluator's postprocessing is kept
 _END = None  # what a queue holds after its last job
@@ -142,6 +143,7 @@ class _Stages:
             try:
                 job.scan = self.prepare(request)
                 job.data = self.preprocess({"image": str(job.scan.path.resolve())})
+                release_freed_memory()  # the full-size copies, freed in this thread's heap, which no other stage reuses
             except Exception as error:  # one scan's failure is its own
                 self.fail(job, error)
                 continue

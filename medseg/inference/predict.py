@@ -231,7 +231,7 @@ def segment_report(
         progress: called as each scan ends (done, failed) with the run's counts and the scan's error.
         extras: also write each case's ``.seg.nrrd``, ``_stats.json`` and ``_overlay.png``, and the run's
             ``stats.csv``, ``report.html``, colour table and ``open_in_slicer.py``; False writes masks only.
-        max_memory: bytes the run may need (:func:`medseg.inference.memory.pipeline_bytes`); a scan
+        max_memory: bytes the run may need (:meth:`medseg.inference.memory.StageBytes.pipeline`); a scan
             that needs more is refused before work starts. Default: the memory available now.
         ignore_modality: segment a scan whose file names another modality than the bundle's (DICOM
             records it; NIfTI does not) instead of refusing it.
