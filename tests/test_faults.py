@@ -11,10 +11,10 @@ import textwrap
 from collections.abc import Callable
 from pathlib import Path
 
-import matplotlib.figure
 import nibabel as nib
 import pytest
 import torch
+from PIL import Image
 
 from medseg.inference.predict import segment_report
 from medseg.io import nifti, seg_nrrd
@@ -82,7 +82,7 @@ def test_a_failed_overlay_write_leaves_no_part_of_it_and_costs_only_itself(
     """The overlay is optional: its failed write leaves no partial file, and every other output is written."""
     output = tmp_path / "out"
     with monkeypatch.context() as patch:
-        patch.setattr(matplotlib.figure.Figure, "savefig", _fails_mid_write(MID_WRITE, 1))
+        patch.setattr(Image.Image, "save", _fails_mid_write(MID_WRITE, 1))
         report = _segment(ct_bundle, scan, output, random_weights)
     assert not report.failed and [w for w in report.warnings if "overlay skipped" in w] == [
         f"{scan}: overlay skipped: {type(MID_WRITE).__name__}: {MID_WRITE}"

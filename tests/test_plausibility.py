@@ -90,7 +90,7 @@ def test_every_shipped_bundle_records_its_training_volumes():
 
 
 def test_a_single_slice_with_foreground_gets_its_overlay(tmp_path):
-    """A one-voxel-thin view has no outline to draw (matplotlib's contour needs 2 x 2): its voxels are filled."""
+    """A one-voxel-thin view has no outline to draw: its voxels are filled, more opaquely."""
     from medseg.io.overlay import Row, write_overlay
 
     scan = _ct_like((30, 30, 1))

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Callable, Mapping
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -133,30 +134,43 @@ def write_case_outputs(bundle: Bundle, scan: ScanInput, files: CaseFiles, record
     Returns:
         The case's warnings (also recorded in its statistics): implausible content, skipped outputs.
     """
-    written = load_nifti(files.mask)
-    mask, affine = np.asarray(written.dataobj), written.affine
-    labels = bundle.labels
-    values = [label.value for label in labels if label.value]
-    quantities = measure(mask, affine, values, bundle.label_rules.get("inside", {}))
-    intensities = _scan_intensities(scan.path)
-    title = f"{files.name} ({bundle.name})"
-    rows = overlay_rows(mask, quantities)
-    write_seg_nrrd(files.segmentation, mask, affine, labels)
-    warnings = scan_warnings(intensities, bundle.modality, three_d=bundle.spatial_dims == 3)
-    warnings += mask_warnings(quantities.volumes_ml, labels, bundle.volume_ranges)
-    warnings += _optional(
-        "overlay",
-        lambda: write_overlay(
-            files.overlay, intensities, mask, affine, rows=rows, labels=labels, modality=bundle.modality, title=title
-        ),
-    )
-    warnings += _optional(
-        "viewer",
-        lambda: write_viewer_volume(
-            files.viewer,
-            viewer_volume(intensities, mask, affine, labels=labels, modality=bundle.modality, focus=rows[0].focus),
-        ),
-    )
+    # Two lines of work at once, each mostly in numpy, zlib, ISA-L or Pillow, which let go of the GIL: on a
+    # 512 x 512 x 200 CT the second core takes the scan's reading and the overlay off the first one's path.
+    with ThreadPoolExecutor(max_workers=1) as helper:
+        reading = helper.submit(_scan_intensities, scan.path)
+        written = load_nifti(files.mask)
+        mask, affine = np.asarray(written.dataobj), written.affine
+        labels = bundle.labels
+        values = [label.value for label in labels if label.value]
+        quantities = measure(mask, affine, values, bundle.label_rules.get("inside", {}))
+        rows = overlay_rows(mask, quantities)
+        write_seg_nrrd(files.segmentation, mask, affine, labels)
+        intensities = reading.result()
+        title = f"{files.name} ({bundle.name})"
+        overlay = helper.submit(
+            _optional,
+            "overlay",
+            lambda: write_overlay(
+                files.overlay,
+                intensities,
+                mask,
+                affine,
+                rows=rows,
+                labels=labels,
+                modality=bundle.modality,
+                title=title,
+            ),
+        )
+        warnings = scan_warnings(intensities, bundle.modality, three_d=bundle.spatial_dims == 3)
+        warnings += mask_warnings(quantities.volumes_ml, labels, bundle.volume_ranges)
+        warnings += _optional(
+            "viewer",
+            lambda: write_viewer_volume(
+                files.viewer,
+                viewer_volume(intensities, mask, affine, labels=labels, modality=bundle.modality, focus=rows[0].focus),
+            ),
+        )
+        warnings += overlay.result()
     if scan.source.is_dir() and dicom_seg_available():
         warnings += _optional("DICOM SEG", lambda: write_dicom_seg(files.dicom_seg, mask, scan.source, bundle))
     stats = case_stats(
