@@ -8,7 +8,7 @@ from medseg.bundles import find_bundle
 from medseg.evaluation import evaluate, mean_dice
 from medseg.inference.options import InferenceOptions
 from medseg.inference.predict import segment
-from medseg.samples.datasets import write_ct_dataset
+from medseg.samples.datasets import write_brats_dataset, write_ct_dataset
 
 from .overlap import dice
 
@@ -90,3 +90,23 @@ def test_2d_bundle_finds_the_liver_and_its_tumours_over_three_seeds(held_out_2d)
     tumour = [mean_dice(results, "tumour") for results in held_out_2d]
     assert np.mean(liver) >= 0.94 and min(liver) >= 0.93
     assert np.mean(tumour) >= 0.45
+
+
+# BraTS regions as the written label map's values (BraTS 2021), and issue 20's bars for them.
+BRATS_REGIONS = {"WT": ((1, 2, 4), 0.90), "TC": ((1, 4), 0.75), "ET": ((4,), 0.70)}
+
+
+def test_brain_tumour_bundle_meets_its_region_bars_on_fresh_cases(tmp_path):
+    """One of the three held-out seeds of the bundle's docs (the lowest ET there), 10 fresh cases."""
+    data = write_brats_dataset(tmp_path / "brats", cases=10, test_cases=0, seed=20261201, workers=1)
+    results = evaluate(find_bundle("mri_brain_tumour_3d"), data, tmp_path / "evaluation", device="cpu")
+    assert len(results) == 10
+    scores: dict[str, list[float]] = {region: [] for region in BRATS_REGIONS}
+    for label in sorted((data / "labelsTr").glob("*.nii.gz")):
+        truth = np.asarray(nib.load(label).dataobj)
+        mask = np.asarray(nib.load(tmp_path / "evaluation" / "masks" / label.name.replace(".nii", "_seg.nii")).dataobj)
+        for region, (values, _) in BRATS_REGIONS.items():
+            if np.isin(truth, values).any():  # a case without enhancing tumour does not count towards ET
+                scores[region].append(dice(np.isin(mask, values), np.isin(truth, values)))
+    for region, (_, bar) in BRATS_REGIONS.items():
+        assert np.mean(scores[region]) >= bar, f"{region}: {np.mean(scores[region]):.3f}"
