@@ -1,16 +1,45 @@
-import sys, glob, os, numpy as np, nibabel as nib
-res = {}
-for s in sys.argv[2:]:
-    data = f"/work/data/brats_held_{s}"; ev = f"/work/eval/{sys.argv[1]}_{s}/masks"
-    d = {"WT": [], "TC": [], "ET": []}
-    for lab in sorted(glob.glob(f"{data}/labelsTr/*.nii.gz")):
-        name = os.path.basename(lab).replace(".nii.gz", "")
-        ref = np.asarray(nib.load(lab).dataobj); pred = np.asarray(nib.load(f"{ev}/{name}_seg.nii.gz").dataobj)
-        for r, vals in {"WT": (1, 2, 4), "TC": (1, 4), "ET": (4,)}.items():
-            a, b = np.isin(pred, vals), np.isin(ref, vals)
-            if not b.any(): continue
-            d[r].append(2 * (a & b).sum() / (a.sum() + b.sum()))
-    res[s] = {r: np.mean(v) for r, v in d.items()}
-    print(s, {r: round(float(np.mean(v)), 3) for r, v in d.items()}, {r: len(v) for r, v in d.items()})
-for r in ("WT", "TC", "ET"):
-    v = [res[s][r] for s in res]; print(r, f"{np.mean(v):.3f} +- {np.std(v):.3f}")
+"""BraTS region Dice (WT, TC, ET) of `medseg evaluate`'s masks over held-out datasets, per seed and across seeds.
+
+    python held_out_regions.py EVAL_PREFIX DATA_PREFIX 20261201 20261202 20261203
+
+reads DATA_PREFIX_<seed>/labelsTr/<case>.nii.gz and EVAL_PREFIX_<seed>/masks/<case>_seg.nii.gz. A case
+without enhancing tumour does not count towards ET.
+"""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import nibabel as nib
+import numpy as np
+
+REGIONS = {"WT": (1, 2, 4), "TC": (1, 4), "ET": (4,)}
+
+
+def region_dice(evaluation: Path, data: Path) -> dict[str, float]:
+    """Mean Dice of each region over the cases of ``data`` that have it."""
+    scores: dict[str, list[float]] = {region: [] for region in REGIONS}
+    for label in sorted((data / "labelsTr").glob("*.nii.gz")):
+        truth = np.asarray(nib.load(label).dataobj)
+        mask = np.asarray(nib.load(evaluation / "masks" / label.name.replace(".nii", "_seg.nii")).dataobj)
+        for region, values in REGIONS.items():
+            reference, predicted = np.isin(truth, values), np.isin(mask, values)
+            if reference.any():
+                scores[region].append(2 * (reference & predicted).sum() / (reference.sum() + predicted.sum()))
+    return {region: float(np.mean(values)) for region, values in scores.items()}
+
+
+def main() -> None:
+    """Print each seed's region Dice, then each region's mean and spread across the seeds."""
+    evaluation, data, *seeds = sys.argv[1:]
+    per_seed = {seed: region_dice(Path(f"{evaluation}_{seed}"), Path(f"{data}_{seed}")) for seed in seeds}
+    for seed, scores in per_seed.items():
+        print(seed, {region: round(score, 3) for region, score in scores.items()})
+    for region in REGIONS:
+        values = [scores[region] for scores in per_seed.values()]
+        print(f"{region} {np.mean(values):.3f} +- {np.std(values):.3f}")
+
+
+if __name__ == "__main__":
+    main()
