@@ -2,19 +2,22 @@
 
     python held_out_regions.py EVAL_PREFIX DATA_PREFIX 20261201 20261202 20261203
 
-reads DATA_PREFIX_<seed>/labelsTr/<case>.nii.gz and EVAL_PREFIX_<seed>/masks/<case>_seg.nii.gz. A case
-without enhancing tumour does not count towards ET.
+reads DATA_PREFIX_<seed>/labelsTr/<case>.nii.gz and EVAL_PREFIX_<seed>/masks/<case>_seg.nii.gz. The regions
+are the bundle's own (``configs/metadata.json``: ``outputs.pred.regions``, label values). A case without
+enhancing tumour does not count towards ET.
 """
 
 from __future__ import annotations
 
+import json
 import sys
 from pathlib import Path
 
 import nibabel as nib
 import numpy as np
 
-REGIONS = {"WT": (1, 2, 4), "TC": (1, 4), "ET": (4,)}
+METADATA = Path(__file__).resolve().parents[2] / "configs" / "metadata.json"
+REGIONS: dict[str, list[int]] = json.loads(METADATA.read_text())["network_data_format"]["outputs"]["pred"]["regions"]
 
 
 def region_dice(evaluation: Path, data: Path) -> dict[str, float]:
