@@ -84,11 +84,13 @@ class Quantities:
         volumes_ml: label value to volume in mL, for every label value asked about.
         lesions: every lesion, largest first.
         burdens: one per organ that has lesion labels inside it.
+        boxes: :func:`label_boxes` of the mask: ``boxes[v - 1]`` is label ``v``'s bounding box (None if absent).
     """
 
     volumes_ml: dict[int, float]
     lesions: list[Lesion]
     burdens: list[Burden]
+    boxes: list[tuple[slice, ...] | None]
 
 
 def voxel_volume_ml(affine: np.ndarray) -> float:
@@ -150,17 +152,29 @@ def label_boxes(mask: np.ndarray, max_label: int) -> list[tuple[slice, ...] | No
     return ndimage.find_objects(mask, max_label=max_label)
 
 
-def find_lesions(mask: np.ndarray, affine: np.ndarray, label: int) -> list[Lesion]:
+def _union(boxes: Sequence[tuple[slice, ...]]) -> tuple[slice, ...]:
+    """The smallest box holding every one of ``boxes``."""
+    return tuple(slice(min(s.start for s in sides), max(s.stop for s in sides)) for sides in zip(*boxes, strict=True))
+
+
+def find_lesions(
+    mask: np.ndarray, affine: np.ndarray, label: int, crop: tuple[slice, ...] | None = None
+) -> list[Lesion]:
     """The connected components of ``label`` in ``mask`` ``(X, Y, Z)``, measured (in no particular order).
 
     Components are labelled inside the label's bounding box only: no component reaches outside it, and
     labelling a crop numbers them in the same order as labelling the whole volume, at a fraction of the cost.
+
+    Args:
+        mask: ``(X, Y, Z)`` integer label map.
+        affine: ``(4, 4)`` voxel-to-world affine (mm).
+        label: the lesion label value.
+        crop: a box holding every voxel of ``label`` (its :func:`label_boxes` entry), if known; found otherwise.
     """
-    region = mask == label
-    crop = bounding_box(region)
+    crop = crop or bounding_box(mask == label)
     if crop is None:
         return []
-    components, _ = ndimage.label(region[crop], structure=FULL_CONNECTIVITY)
+    components, _ = ndimage.label(mask[crop] == label, structure=FULL_CONNECTIVITY)
     voxel_ml = voxel_volume_ml(affine)
     axis = axial_axis(affine)
     lesions = []
@@ -222,13 +236,19 @@ def measure(
     Args:
         mask: ``(X, Y, Z)`` integer label map.
         affine: ``(4, 4)`` voxel-to-world affine (mm).
-        values: label values to report volumes for.
+        values: the non-zero label values to report volumes for.
         inside: ``label_rules.inside`` of the bundle, ``{"inner": [outer values]}`` (JSON keys are strings).
     """
-    counts = label_counts(mask, max(values, default=0) + 1)
+    rules = {int(inner): tuple(int(v) for v in outer) for inner, outer in inside.items()}
+    highest = max([*values, *rules], default=0)
+    # One walk over the whole volume finds every label's box; the counting and the lesions then look inside them.
+    boxes = label_boxes(mask, highest) if highest else []
+    present = [box for box in boxes if box is not None]
+    counts = label_counts(mask[_union(present)], highest + 1) if present else np.zeros(highest + 1, np.int64)
     voxel_ml = voxel_volume_ml(affine)
     volumes = {value: int(counts[value]) * voxel_ml for value in values}
-    rules = {int(inner): tuple(int(v) for v in outer) for inner, outer in inside.items()}
-    lesions = [lesion for label in rules for lesion in find_lesions(mask, affine, label)]
+    lesions = [
+        lesion for label in rules if boxes[label - 1] for lesion in find_lesions(mask, affine, label, boxes[label - 1])
+    ]
     lesions.sort(key=lambda lesion: lesion.volume_ml, reverse=True)
-    return Quantities(volumes, lesions, _burdens(volumes, rules))
+    return Quantities(volumes, lesions, _burdens(volumes, rules), boxes)

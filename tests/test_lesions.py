@@ -204,3 +204,16 @@ def test_label_counts_are_numpys_bincount_for_any_label_type_and_order(dtype, or
     labels = np.random.default_rng(3).integers(0, 2 if dtype is bool else 7, size=(9, 8, 7))
     mask = np.asarray(labels, dtype=dtype, order=order)
     np.testing.assert_array_equal(label_counts(mask, 10), np.bincount(labels.ravel(), minlength=10))
+
+
+@pytest.mark.parametrize("seed", range(3))
+def test_measure_counts_and_finds_lesions_inside_the_labels_boxes_as_over_the_whole_volume(seed):
+    shape = (23, 19, 17)
+    affine = grid_affine((0.8, 0.9, 1.7), shape, CENTRE)
+    mask = np.asfortranarray(_blobs(shape, seed))
+    mask[mask == 3] = 0  # label 3 absent: a None box among the others
+    found = measure(mask, affine, [1, 2, 3, 4], {"2": [1], "3": [1]})
+    assert found.volumes_ml == {v: np.count_nonzero(mask == v) * voxel_volume_ml(affine) for v in (1, 2, 3, 4)}
+    assert found.boxes == ndimage.find_objects(mask, max_label=4)
+    whole = sorted(find_lesions(np.ascontiguousarray(mask), affine, 2), key=lambda lesion: -lesion.volume_ml)
+    assert [lesion.centre for lesion in found.lesions] == [lesion.centre for lesion in whole]

@@ -144,7 +144,7 @@ def write_case_outputs(bundle: Bundle, scan: ScanInput, files: CaseFiles, record
         values = [label.value for label in labels if label.value]
         quantities = measure(mask, affine, values, bundle.label_rules.get("inside", {}))
         rows = overlay_rows(mask, quantities)
-        write_seg_nrrd(files.segmentation, mask, affine, labels)
+        write_seg_nrrd(files.segmentation, mask, affine, labels, quantities.boxes)
         intensities = reading.result()
         title = f"{files.name} ({bundle.name})"
         overlay = helper.submit(

@@ -8,6 +8,7 @@ the mask's NIfTI affine turned from RAS into LPS (``space: left-posterior-superi
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -59,7 +60,13 @@ def _segment(label: Label, box: tuple[slice, ...] | None) -> dict[str, Any]:
     return segment
 
 
-def write_seg_nrrd(path: str | Path, mask: np.ndarray, affine: np.ndarray, labels: list[Label]) -> Path:
+def write_seg_nrrd(
+    path: str | Path,
+    mask: np.ndarray,
+    affine: np.ndarray,
+    labels: list[Label],
+    boxes: Sequence[tuple[slice, ...] | None] | None = None,
+) -> Path:
     """Write a Slicer segmentation of ``mask`` atomically.
 
     Args:
@@ -67,11 +74,14 @@ def write_seg_nrrd(path: str | Path, mask: np.ndarray, affine: np.ndarray, label
         mask: ``(X, Y, Z)`` uint8 label map.
         affine: ``(4, 4)`` voxel-to-RAS affine of ``mask`` (its NIfTI affine).
         labels: the bundle's labels; each non-background one becomes a segment, present in the mask or not.
+        boxes: :func:`medseg.lesions.label_boxes` of ``mask`` up to the highest label, if already found.
 
     Returns:
         ``path``.
     """
-    boxes = label_boxes(mask, max(label.value for label in labels))
+    highest = max(label.value for label in labels)
+    if boxes is None or len(boxes) < highest:
+        boxes = label_boxes(mask, highest)
     segmentation = {
         "voxels": mask,
         "ijkToLPS": lps_affine(affine),

@@ -85,13 +85,16 @@ def block_mean(volume: np.ndarray, factors: Sequence[int]) -> np.ndarray:
 
     The sums are laid out in ``volume``'s memory order, so that each pass walks both arrays in step.
     """
-    shape, order = _reduced_shape(volume, factors), _memory_order(volume)
-    total, count = np.zeros(shape, np.float32, order=order), np.zeros(shape, np.float32, order=order)
+    shape = _reduced_shape(volume, factors)
+    total = np.zeros(shape, np.float32, order=_memory_order(volume))
     for part in _blocks(volume, factors):
-        region = tuple(slice(0, n) for n in part.shape)
-        total[region] += part
-        count[region] += 1
-    return total / count
+        total[tuple(slice(0, n) for n in part.shape)] += part
+    total /= np.prod(factors)
+    for axis, (length, factor) in enumerate(zip(volume.shape, factors, strict=True)):
+        if length % factor:  # the last block along this axis holds only length % factor of its layers
+            edge = tuple(-1 if other == axis else slice(None) for other in range(total.ndim))
+            total[edge] *= factor / (length % factor)
+    return total
 
 
 def block_max(volume: np.ndarray, factors: Sequence[int]) -> np.ndarray:
