@@ -467,6 +467,10 @@ def infer_command(
     """
     if not inputs and not scan_list:
         raise typer.BadParameter("give the scans to segment, or --list FILE", param_hint="INPUTS")
+    if inputs and not stock and ray_address is None:  # read the first scan while torch and MONAI are imported
+        from medseg.io import read_ahead
+
+        read_ahead.start(inputs[0], keep_image=not masks_only)
     from medseg.api import segment
     from medseg.devices import resolve_device
     from medseg.inference.cohort_inputs import expand_inputs

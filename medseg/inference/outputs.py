@@ -28,6 +28,7 @@ from medseg.defaults import DEFAULT_MIN_LESION_ML
 from medseg.errors import MedsegError
 from medseg.inference.plausibility import mask_warnings, scan_warnings
 from medseg.inference.provenance import scan_geometry
+from medseg.io import read_ahead
 from medseg.io.atomic import write_text
 from medseg.io.color_table import write_color_table
 from medseg.io.dicom_seg import dicom_seg_available, write_dicom_seg
@@ -90,7 +91,7 @@ def _scan_intensities(scan: Path) -> np.ndarray:
     Stored integers stay integers (a CT's int16 takes half the memory of float32, and every output
     reads slices, samples or block means of it); scaled or float64 voxels become float32.
     """
-    data = np.asarray(load_nifti(scan).dataobj)
+    data = np.asarray((read_ahead.take_image(scan) or load_nifti(scan)).dataobj)
     if not (np.issubdtype(data.dtype, np.integer) or data.dtype == np.float32):
         data = data.astype(np.float32)
     return data if data.ndim == 3 else data[..., 0]

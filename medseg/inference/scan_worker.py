@@ -20,6 +20,7 @@ from medseg.errors import MedsegError, root_cause
 from medseg.inference.cohort_inputs import ScanRequest
 from medseg.inference.outputs import CaseRecord, publish_case, write_case_outputs
 from medseg.inference.pipeline import Job, detach_postprocessing, run_pipeline
+from medseg.io import read_ahead
 from medseg.io.paths import CaseFiles, ScanInput
 from medseg.memory import release_freed_memory
 
@@ -117,6 +118,7 @@ class ScanWorker:
             warnings = write_case_outputs(spec.bundle, job.scan, staged, spec.record)
         mask = publish_case(staged, spec.output)
         _drop_conversion(job.scan)
+        read_ahead.forget(job.scan.path)
         outputs = [path.name for path in case_paths(CaseFiles(spec.output, job.request.name)) if path.is_file()]
         return ScanResult(
             job.request,
@@ -129,6 +131,7 @@ class ScanWorker:
     def _failed(self, job: Job, error: BaseException) -> ScanResult:
         if job.scan is not None:
             _drop_conversion(job.scan)
+            read_ahead.forget(job.scan.path)
         return ScanResult(job.request, job.seconds, error=as_user_error(error, job.request.source))
 
 

@@ -13,6 +13,7 @@ from monai.config import PathLike
 from monai.data import NibabelReader
 from monai.data.utils import correct_nifti_header_if_necessary
 
+from medseg.io import read_ahead
 from medseg.io.fast_nifti import c_order, load_nifti
 
 
@@ -39,6 +40,7 @@ class FastNibabelReader(NibabelReader):
             raise ValueError("FastNibabelReader reads on the CPU; use MONAI's NibabelReader for to_gpu=True")
         super().__init__(*args, **kwargs)
         self.dtype = dtype
+        self._laid_out: tuple[nib.Nifti1Image, np.ndarray] | None = None  # read ahead (:mod:`medseg.io.read_ahead`)
 
     def read(self, data: Sequence[PathLike] | PathLike, **kwargs: Any) -> nib.Nifti1Image | list[nib.Nifti1Image]:
         """Load one file, or several stacked as channels, as nibabel images.
@@ -49,9 +51,18 @@ class FastNibabelReader(NibabelReader):
         """
         names = [data] if isinstance(data, str | os.PathLike) else list(data)
         self.filenames = names
-        images = [correct_nifti_header_if_necessary(load_nifti(name)) for name in names]
+        self._laid_out = None
+        images = []
+        for name in names:
+            ahead = read_ahead.take_voxels(name, self.dtype) if len(names) == 1 else None
+            image = correct_nifti_header_if_necessary(load_nifti(name) if ahead is None else ahead[0])
+            if ahead is not None and image is ahead[0]:  # read while the process started, voxels laid out
+                self._laid_out = ahead
+            images.append(image)
         return images if len(images) > 1 else images[0]
 
     def _get_array_data(self, img: nib.Nifti1Image, filename: PathLike) -> np.ndarray:
         """The voxels ``(X, Y, Z[, C])`` as a C-contiguous array of ``dtype`` (by default the file's, scaled)."""
-        return c_order(np.asanyarray(img.dataobj), self.dtype)
+        ahead, self._laid_out = self._laid_out, None
+        laid_out = ahead[1] if ahead is not None and ahead[0] is img else None
+        return laid_out if laid_out is not None else c_order(np.asanyarray(img.dataobj), self.dtype)
