@@ -6,8 +6,9 @@ from importlib import metadata
 from pathlib import Path
 
 PYPROJECT = Path(__file__).parents[1] / "pyproject.toml"
-# import monai imports these when present: 1.65 s of CPU and 130 MB for every medseg infer (benchmarks/RESULTS.md)
-MONAI_OPTIONAL_IMPORTS = {"mlflow", "scikit-learn", "pandas"}
+# import monai imports these when present: 1.65 s of CPU and 130 MB for every medseg infer (benchmarks/RESULTS.md),
+# and matplotlib's pyplot another 0.3 s
+MONAI_OPTIONAL_IMPORTS = {"mlflow", "scikit-learn", "pandas", "matplotlib"}
 
 
 def _name(requirement: str) -> str:

@@ -1,4 +1,7 @@
-"""Matplotlib figures for the architecture notebook: boundary close-ups and lesion instances."""
+"""Matplotlib figures for the architecture notebook: boundary close-ups and lesion instances.
+
+matplotlib is the ``notebooks`` extra (``pip install 'medseg[notebooks]'``), not a dependency.
+"""
 
 from __future__ import annotations
 
