@@ -17,6 +17,7 @@ commands run in turn, their order rotating each round; each round prints the vox
 masks differ from the stock recipe's.
 
     python benchmarks/whole_process.py                  # 512 x 512 x 200 CT at 0.75 x 0.75 x 1.5 mm, 2 rounds
+    python benchmarks/whole_process.py --python /path/to/plain-venv/bin/python   # as a default install runs
     nice python benchmarks/whole_process.py --rounds 3
 """
 
@@ -74,7 +75,7 @@ def timed(command: list[str]) -> tuple[float, float, int]:
     return seconds, usage.ru_utime + usage.ru_stime, max(peak[0], usage.ru_maxrss * 1024)
 
 
-def commands(bundle_root: Path, bundle: str, scan: Path, work: Path) -> dict[str, tuple[list[str], Path]]:
+def commands(python: str, bundle_root: Path, bundle: str, scan: Path, work: Path) -> dict[str, tuple[list[str], Path]]:
     """Each path's command line and the folder its mask lands in."""
     dataset = work / "dataset"
     (dataset / "imagesTs").mkdir(parents=True, exist_ok=True)
@@ -82,10 +83,10 @@ def commands(bundle_root: Path, bundle: str, scan: Path, work: Path) -> dict[str
     if not linked.exists():
         linked.symlink_to(scan.resolve())
     configs = bundle_root / "configs"
-    stock = [sys.executable, "-m", "monai.bundle", "run", "--config_file", str(configs / "inference.json")]
+    stock = [python, "-m", "monai.bundle", "run", "--config_file", str(configs / "inference.json")]
     stock += ["--meta_file", str(configs / "metadata.json"), "--logging_file", str(configs / "logging.conf")]
     stock += ["--bundle_root", str(bundle_root), "--dataset_dir", str(dataset), "--output_dir", str(work / "stock")]
-    medseg = [sys.executable, "-m", "medseg", "infer", bundle, str(scan)]
+    medseg = [python, "-m", "medseg", "infer", bundle, str(scan)]
     return {
         "medseg": ([*medseg, "-o", str(work / "medseg")], work / "medseg"),
         "medseg --masks-only": ([*medseg, "-o", str(work / "masks"), "--masks-only"], work / "masks"),
@@ -109,6 +110,12 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=2)
     parser.add_argument("--seed", type=int, default=4242)
     parser.add_argument("--data", type=Path, default=Path(tempfile.gettempdir()) / "medseg-benchmark")
+    parser.add_argument(
+        "--python",
+        default=sys.executable,
+        help="the interpreter of the environment to time both paths in, e.g. a default install's "
+        "(pip install torch==2.13.0 medseg) rather than this development one (default: this one)",
+    )
     args = parser.parse_args()
 
     from medseg.bundles import find_bundle
@@ -119,7 +126,7 @@ def main() -> None:
     runs: dict[str, list[tuple[float, float, int]]] = {}
     for round_ in range(args.rounds):
         with tempfile.TemporaryDirectory(prefix="medseg-whole-") as work:
-            paths = commands(bundle_root, args.bundle, scan, Path(work))
+            paths = commands(args.python, bundle_root, args.bundle, scan, Path(work))
             names = list(paths)
             for name in names[round_ % 3 :] + names[: round_ % 3]:
                 seconds, cpu, peak = timed(paths[name][0])
