@@ -1,4 +1,4 @@
-"""``--ray``: a cohort segmented by Ray actors, on Ray started by the test on 127.0.0.1 and always stopped."""
+"""``--ray``: a cohort on Ray (load and finish tasks, network actors), on a Ray the test starts on 127.0.0.1."""
 
 from __future__ import annotations
 
@@ -15,8 +15,10 @@ from pathlib import Path
 import nibabel as nib
 import numpy as np
 import pytest
+import torch
 
 from medseg.errors import MedsegError
+from medseg.inference import cluster
 from medseg.inference.manifest import MANIFEST, Manifest
 from medseg.inference.predict import segment_report
 
@@ -121,7 +123,7 @@ def _actor_processes() -> list[int]:
 
     found = []
     for process in psutil.process_iter(["pid", "cmdline"]):
-        if any("ray::_Actor" in part for part in process.info["cmdline"] or []):
+        if any("ray::_Network" in part for part in process.info["cmdline"] or []):
             found.append(process.info["pid"])
     return found
 
@@ -158,3 +160,55 @@ def test_workers_without_ray_is_refused(tmp_path, ct_bundle, scans, random_weigh
     with pytest.raises(MedsegError, match=r"^`workers` is for a Ray run: give `ray_address` too$"):
         segment_report(ct_bundle, [scans], tmp_path / "out", weights=random_weights, workers=2)
     assert not (tmp_path / "out").exists()
+
+
+def test_a_network_actor_builds_its_network_and_loads_the_weights_once_for_all_its_scans(
+    tmp_path, monkeypatch, ct_bundle, scans, random_weights, alone
+):
+    """The actor's and the tasks' bodies, run in this process in a scan's order: load, network, finish."""
+    from monai.networks.nets import UNet
+
+    handed = []
+    monkeypatch.setattr(cluster, "segment_on_ray", lambda spec, todo, options, record: handed.append((spec, todo)))
+    output = tmp_path / "out"
+    segment_report(ct_bundle, [scans], output, weights=random_weights, device="cpu", overrides=TINY, ray_address="x")
+    [(spec, todo)] = handed
+    spec.staging.mkdir(parents=True)  # the run removed its staging folder when the stub returned
+    built, loaded = Counter(), Counter()
+    real_init, real_load = UNet.__init__, torch.load
+
+    def counting_init(self, *args, **kwargs):
+        built["UNet"] += 1
+        real_init(self, *args, **kwargs)
+
+    def counting_load(path, *args, **kwargs):
+        loaded[Path(path).name] += 1
+        return real_load(path, *args, **kwargs)
+
+    monkeypatch.setattr(UNet, "__init__", counting_init)
+    monkeypatch.setattr(torch, "load", counting_load)
+    network = cluster._Network(spec, threads=1)
+    try:
+        results = [cluster._finish(spec, r, network.predict(r, cluster._load(spec, r))) for r in todo]
+    finally:
+        network.close()
+    assert [result.error for result in results] == [None] * 4
+    assert built == {"UNet": 2}, "the actor's network, and the tasks' workflow (its network never run)"
+    assert loaded == {random_weights.name: 1}, "the actor's evaluator runs once over its four scans"
+    _same_masks(output, alone)
+
+
+def test_a_scan_that_fails_in_its_load_task_ends_failed_with_its_line_and_the_others_done(
+    tmp_path, ct_bundle, scans, random_weights, local_ray
+):
+    broken = scans / "broken.nii.gz"
+    broken.write_bytes(next(scans.glob("liver_*.nii.gz")).read_bytes()[:5000])
+    output = tmp_path / "ray"
+    report = segment_report(
+        ct_bundle, [scans], output, weights=random_weights, device="cpu", overrides=TINY, ray_address="local", workers=2
+    )
+    assert len(report.written) == 4
+    [failure] = report.failed
+    assert str(failure).startswith(f"{broken}: cannot read NIfTI (truncated or corrupt") and "\n" not in str(failure)
+    history = Manifest(output).history
+    assert Counter(entry.state for entry in history if entry.name == "broken") == {"pending": 1, "failed": 1}

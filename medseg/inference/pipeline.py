@@ -2,9 +2,12 @@
 
 Three stages run at once, joined by bounded queues::
 
-    reader thread   check a scan, run the bundle's preprocessing     -> ready   (at most ``prefetch``)
-    main thread     the bundle's evaluator: network and inferer      -> written (at most ``prefetch``)
-    writer thread   the bundle's postprocessing (resampling back, the mask writer), the case's other files
+    reader thread   load: check a scan, run the bundle's preprocessing   -> ready   (at most ``prefetch``)
+    main thread     the bundle's evaluator: network and inferer          -> written (at most ``prefetch``)
+    writer thread   finish: the bundle's postprocessing (resampling back, the mask writer), the case's other files
+
+What loading and finishing do is the caller's (:class:`medseg.inference.scan_worker.ScanWorker`); on
+Ray, loading and finishing are Ray tasks of their own and the pipeline runs the network alone.
 
 The evaluator runs once over a stream of preprocessed scans, so the network is built and its
 weights (and an ensemble's members) are loaded once for the whole run, whatever the number of
@@ -23,7 +26,7 @@ import queue
 import threading
 import time
 from collections import deque
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sized
 from dataclasses import dataclass
 from typing import Any
 
@@ -55,9 +58,21 @@ class Job:
         return time.perf_counter() - self.started
 
 
-Prepare = Callable[[ScanRequest], ScanInput]
+Load = Callable[[ScanRequest], tuple[ScanInput, dict[str, Any]]]  # the checked scan and its preprocessed data
 Finish = Callable[[Job], None]
 Fail = Callable[[Job, BaseException], None]
+
+
+def preprocessing(workflow: Any) -> Callable[[dict[str, Any]], dict[str, Any]]:
+    """The bundle's preprocessing (its evaluator dataset's transform) of an initialised workflow."""
+    transform: Callable[[dict[str, Any]], dict[str, Any]] = workflow.evaluator.data_loader.dataset.transform
+    return transform
+
+
+def postprocessing(workflow: Any) -> Callable[[dict[str, Any]], Any]:
+    """The evaluator's postprocessing that :func:`detach_postprocessing` kept aside, of an initialised workflow."""
+    transform: Callable[[dict[str, Any]], Any] = workflow.parser.get_parsed_content(POSTPROCESSING_ID)
+    return transform
 
 
 def detach_postprocessing(workflow: Any) -> None:
@@ -73,7 +88,7 @@ def detach_postprocessing(workflow: Any) -> None:
 class _Stream(IterableDataset):
     """The evaluator's data: preprocessed scans from the reader, each noted as in flight as it goes."""
 
-    def __init__(self, stages: _Stages, total: int) -> None:
+    def __init__(self, stages: _Stages, total: int | None) -> None:
         super().__init__()
         self.stages, self.ready, self.in_flight, self.total = stages, stages.ready, stages.in_flight, total
 
@@ -82,7 +97,8 @@ class _Stream(IterableDataset):
             data, job.data = job.data, None  # the batch the loader makes is the only copy kept
             assert data is not None  # the reader queues a job once its data is made
             self.in_flight.append(job)
-            self.stages.say(f"segmenting {job.request.name} ({job.index}/{self.total})")
+            of = f"/{self.total}" if self.total is not None else ""
+            self.stages.say(f"segmenting {job.request.name} ({job.index}{of})")
             yield data
         self.ready.put(_END)  # a later pass (after a failed scan) ends too
 
@@ -110,12 +126,8 @@ def _put(target: queue.Queue[Job | None], job: Job | None, stop: threading.Event
 class _Stages:
     """The reader and writer threads of one run, and what they share."""
 
-    def __init__(
-        self, workflow: Any, prefetch: int, prepare: Prepare, finish: Finish, fail: Fail, say: Callable[[str], None]
-    ) -> None:
-        self.preprocess = workflow.evaluator.data_loader.dataset.transform
-        self.postprocess = workflow.parser.get_parsed_content(POSTPROCESSING_ID)
-        self.prepare, self.finish, self.fail, self.say = prepare, finish, fail, say
+    def __init__(self, prefetch: int, load: Load, finish: Finish, fail: Fail, say: Callable[[str], None]) -> None:
+        self.load, self.finish, self.fail, self.say = load, finish, fail, say
         self.ready: queue.Queue[Job | None] = queue.Queue(maxsize=prefetch)
         self.written: queue.Queue[Job | None] = queue.Queue(maxsize=prefetch)
         self.in_flight: deque[Job] = deque()
@@ -134,15 +146,14 @@ class _Stages:
 
         return run
 
-    def read(self, requests: Sequence[ScanRequest]) -> None:
+    def read(self, requests: Iterable[ScanRequest]) -> None:
         """Check and preprocess each scan in turn; hand it to the network, or report its failure."""
         for index, request in enumerate(requests, start=1):
             if self.stop.is_set():
                 return
             job = Job(request, index, time.perf_counter())
             try:
-                job.scan = self.prepare(request)
-                job.data = self.preprocess({"image": str(job.scan.path.resolve())})
+                job.scan, job.data = self.load(request)
                 release_freed_memory()  # the full-size copies, freed in this thread's heap, which no other stage reuses
             except Exception as error:  # one scan's failure is its own
                 self.fail(job, error)
@@ -152,7 +163,7 @@ class _Stages:
         _put(self.ready, _END, self.stop)
 
     def write(self) -> None:
-        """Postprocess (resample back, write the mask) and finish each scan the network is done with."""
+        """Finish (resample back, write the mask and the other files) each scan the network is done with."""
         while not self.stop.is_set():
             try:
                 job = self.written.get(timeout=_POLL_S)
@@ -161,8 +172,6 @@ class _Stages:
             if job is _END:
                 return
             try:
-                data, job.data = job.data, None
-                self.postprocess(data)
                 self.finish(job)
             except Exception as error:  # one scan's failure is its own
                 self.fail(job, error)
@@ -177,10 +186,10 @@ class _Stages:
 
 def run_pipeline(
     workflow: Any,
-    requests: Sequence[ScanRequest],
+    requests: Iterable[ScanRequest],
     *,
     prefetch: int,
-    prepare: Prepare,
+    load: Load,
     finish: Finish,
     fail: Fail,
     say: Callable[[str], None] = lambda words: None,
@@ -191,21 +200,23 @@ def run_pipeline(
 
     Args:
         workflow: the bundle's inference ``ConfigWorkflow``, after :func:`detach_postprocessing` and ``initialize()``.
-        requests: the scans, in order.
+        requests: the scans, in order: a sequence, or an iterator that waits for the next scan (a stream).
         prefetch: scans that may wait, read and preprocessed, for the network; and as many for the writer.
-        prepare: checks a request and returns the scan the bundle reads (raises for a bad one).
-        finish: called in the writer thread once a scan's mask is written, to write its other files.
+        load: checks a request and returns the scan the bundle reads and its preprocessed data (raises for a
+            bad one).
+        finish: called in the writer thread with the scan and the network's output (``job.data``: the
+            batch's metadata and ``pred``), to postprocess it and write the files.
         fail: called (from any stage's thread) with a scan and the error that stopped it.
         say: called with ``segmenting <name> (i/n)`` as each scan reaches the network.
     """
     from monai.data import DataLoader
     from monai.engines.utils import IterationEvents
 
-    stages = _Stages(workflow, prefetch, prepare, finish, fail, say)
+    stages = _Stages(prefetch, load, finish, fail, say)
     evaluator = workflow.evaluator
     bundle_loader = evaluator.data_loader  # put back at the end, so that the workflow can run more scans later
     evaluator.data_loader = DataLoader(
-        _Stream(stages, len(requests)),
+        _Stream(stages, len(requests) if isinstance(requests, Sized) else None),
         batch_size=1,
         num_workers=0,
         collate_fn=evaluator.data_loader.collate_fn,

@@ -19,7 +19,7 @@ from medseg.bundles import Bundle, load_workflow
 from medseg.errors import MedsegError, root_cause
 from medseg.inference.cohort_inputs import ScanRequest
 from medseg.inference.outputs import CaseRecord, publish_case, write_case_outputs
-from medseg.inference.pipeline import Job, detach_postprocessing, run_pipeline
+from medseg.inference.pipeline import Job, detach_postprocessing, postprocessing, preprocessing, run_pipeline
 from medseg.io import read_ahead
 from medseg.io.paths import CaseFiles, ScanInput
 from medseg.memory import release_freed_memory
@@ -73,10 +73,18 @@ class WorkerSpec:
 class ScanWorker:
     """Builds the bundle's workflow once (network, weights, ensemble members) and segments scans with it."""
 
-    def __init__(self, spec: WorkerSpec) -> None:
+    def __init__(self, spec: WorkerSpec, *, shared_scratch: bool = False) -> None:
+        """Build the workflow.
+
+        Args:
+            spec: what to build and where to write.
+            shared_scratch: convert DICOM series in the worker's staging folder (on the output's storage,
+                which every node sees) rather than in a local temporary folder: on Ray, a scan may be
+                loaded on one node and finished on another.
+        """
         self.spec = spec
         self.staging = Path(tempfile.mkdtemp(prefix="worker-", dir=spec.staging))
-        self.scratch = Path(tempfile.mkdtemp(prefix="medseg-dicom-"))
+        self.scratch = self.staging if shared_scratch else Path(tempfile.mkdtemp(prefix="medseg-dicom-"))
         writer = {"_target_": "medseg.io.mask_writer.SaveMaskd", "keys": "pred", "output_dir": str(self.staging)}
         spec.say(f"building the workflow of {spec.bundle.name}")
         self.workflow = load_workflow(
@@ -86,6 +94,8 @@ class ScanWorker:
         self.workflow.parser["dataset#data"] = [{"image": str(spec.sample.absolute())}]
         detach_postprocessing(self.workflow)
         self.workflow.initialize()
+        self.prepare = spec.checks(self.scratch)
+        self.preprocess, self.postprocess = preprocessing(self.workflow), postprocessing(self.workflow)
 
     def segment(self, requests: Sequence[ScanRequest], report: Callable[[ScanResult], None]) -> None:
         """Segment ``requests``, calling ``report`` (from the pipeline's threads) as each one ends."""
@@ -93,9 +103,9 @@ class ScanWorker:
             self.workflow,
             requests,
             prefetch=self.spec.prefetch,
-            prepare=self.spec.checks(self.scratch),
-            finish=lambda job: report(self._finished(job)),
-            fail=lambda job, error: report(self._failed(job, error)),
+            load=self.load,
+            finish=lambda job: report(self.finish(job)),
+            fail=lambda job, error: report(self.failed(job, error)),
             say=self.spec.say,
         )
 
@@ -107,9 +117,21 @@ class ScanWorker:
             shutil.rmtree(self.staging, ignore_errors=True)
             shutil.rmtree(self.scratch, ignore_errors=True)
 
-    def _finished(self, job: Job) -> ScanResult:
-        """Write a segmented scan's other files and move them all into place."""
-        assert job.scan is not None
+    def load(self, request: ScanRequest) -> tuple[ScanInput, dict[str, Any]]:
+        """Check a scan and run the bundle's preprocessing on it: the scan the bundle reads, and its data."""
+        scan = self.prepare(request)
+        return scan, self.preprocess({"image": str(scan.path.resolve())})
+
+    def finish(self, job: Job) -> ScanResult:
+        """Postprocess the network's output and write the scan's other files; then move them all into place.
+
+        ``job.data`` is the network's output with the batch's metadata; the postprocessing resamples it
+        back to the scan's grid and writes the mask.
+        """
+        assert job.scan is not None and job.data is not None
+        data, job.data = job.data, None
+        self.postprocess(data)
+        del data
         spec = self.spec
         staged = CaseFiles(self.staging, job.request.name)
         warnings: list[str] = []
@@ -128,7 +150,8 @@ class ScanWorker:
             warnings=tuple(f"{job.scan.source}: {warning}" for warning in warnings),
         )
 
-    def _failed(self, job: Job, error: BaseException) -> ScanResult:
+    def failed(self, job: Job, error: BaseException) -> ScanResult:
+        """How a scan that ``error`` stopped ended: its one line; its converted NIfTI removed."""
         if job.scan is not None:
             _drop_conversion(job.scan)
             read_ahead.forget(job.scan.path)

@@ -10,11 +10,13 @@ them to MONAI (C order, float32): both let go of the GIL, so the imports hardly 
 
 Only a file that is unchanged since (same size and modification time) is taken; anything else is read as
 usual, and so is everything when the read ahead failed (the reader then reports the problem as always).
-What is not taken costs its memory until :func:`discard`.
+What is not taken costs its memory until :func:`discard`. The read ahead says nothing: what nibabel logs
+about the header of a file it reads is dropped (a bad file gets its one line from medseg's checks).
 """
 
 from __future__ import annotations
 
+import logging
 import os
 import threading
 from dataclasses import dataclass, field
@@ -27,6 +29,15 @@ if TYPE_CHECKING:  # imported in the reading thread: nibabel and numpy are part 
     import numpy.typing as npt
 
 DTYPE = "float32"  # what the fast path's reader casts to unless the bundle's LoadImaged asks for another type
+THREAD = "medseg-read-ahead"
+NIBABEL_LOGGER = "nibabel.global"  # where nibabel reports the problems of a header it reads (nibabel.imageglobals)
+
+
+class _NotFromTheReadAhead(logging.Filter):
+    """Drops the log records made in the read ahead's thread."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return record.threadName != THREAD
 
 
 @dataclass
@@ -77,7 +88,10 @@ def start(path: Path, *, keep_image: bool) -> None:
     ahead = _Ahead(path.resolve(), _stamp(path), keep_image)
     with _lock:
         _ahead = ahead
-    threading.Thread(target=_read, args=(ahead,), name="medseg-read-ahead", daemon=True).start()
+    nibabel = logging.getLogger(NIBABEL_LOGGER)
+    if not any(isinstance(f, _NotFromTheReadAhead) for f in nibabel.filters):
+        nibabel.addFilter(_NotFromTheReadAhead())
+    threading.Thread(target=_read, args=(ahead,), name=THREAD, daemon=True).start()
 
 
 def _current(path: str | os.PathLike[str]) -> _Ahead | None:
