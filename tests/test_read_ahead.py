@@ -100,4 +100,3 @@ def test_medseg_infer_reads_its_first_nifti_scan_ahead_except_on_the_stock_path(
     assert CliRunner().invoke(app, [*command, str(tmp_path / "a"), "--masks-only"]).exit_code == 0
     assert CliRunner().invoke(app, [*command, str(tmp_path / "b"), "--stock"]).exit_code == 0
     assert started == [("liver_000.nii.gz", False)]
-
