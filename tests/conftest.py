@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+from collections import Counter
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 import torch
@@ -112,3 +114,25 @@ def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
         for target, count in sorted(TRIED.items()):
             terminalreporter.write_line(f"{target}: {count}")
         terminalreporter.write_line(f"total: {sum(TRIED.values())}")
+
+
+@pytest.fixture
+def builds_and_loads(monkeypatch: pytest.MonkeyPatch) -> tuple[Counter[str], Counter[str]]:
+    """Counters, from now on, of the MONAI UNets built and of the files ``torch.load`` reads (by file name)."""
+    from monai.networks.nets import UNet
+
+    built: Counter[str] = Counter()
+    loaded: Counter[str] = Counter()
+    real_init, real_load = UNet.__init__, torch.load
+
+    def counting_init(self: UNet, *args: Any, **kwargs: Any) -> None:
+        built["UNet"] += 1
+        real_init(self, *args, **kwargs)
+
+    def counting_load(path: Any, *args: Any, **kwargs: Any) -> Any:
+        loaded[Path(path).name] += 1
+        return real_load(path, *args, **kwargs)
+
+    monkeypatch.setattr(UNet, "__init__", counting_init)
+    monkeypatch.setattr(torch, "load", counting_load)
+    return built, loaded

@@ -15,7 +15,6 @@ from pathlib import Path
 import nibabel as nib
 import numpy as np
 import pytest
-import torch
 
 from medseg.errors import MedsegError
 from medseg.inference import cluster
@@ -163,30 +162,16 @@ def test_workers_without_ray_is_refused(tmp_path, ct_bundle, scans, random_weigh
 
 
 def test_a_network_actor_builds_its_network_and_loads_the_weights_once_for_all_its_scans(
-    tmp_path, monkeypatch, ct_bundle, scans, random_weights, alone
+    tmp_path, monkeypatch, ct_bundle, scans, random_weights, alone, builds_and_loads
 ):
     """The actor's and the tasks' bodies, run in this process in a scan's order: load, network, finish."""
-    from monai.networks.nets import UNet
-
     handed = []
     monkeypatch.setattr(cluster, "segment_on_ray", lambda spec, todo, options, record: handed.append((spec, todo)))
     output = tmp_path / "out"
     segment_report(ct_bundle, [scans], output, weights=random_weights, device="cpu", overrides=TINY, ray_address="x")
     [(spec, todo)] = handed
     spec.staging.mkdir(parents=True)  # the run removed its staging folder when the stub returned
-    built, loaded = Counter(), Counter()
-    real_init, real_load = UNet.__init__, torch.load
-
-    def counting_init(self, *args, **kwargs):
-        built["UNet"] += 1
-        real_init(self, *args, **kwargs)
-
-    def counting_load(path, *args, **kwargs):
-        loaded[Path(path).name] += 1
-        return real_load(path, *args, **kwargs)
-
-    monkeypatch.setattr(UNet, "__init__", counting_init)
-    monkeypatch.setattr(torch, "load", counting_load)
+    built, loaded = builds_and_loads
     network = cluster._Network(spec, threads=1)
     try:
         results = [cluster._finish(spec, r, network.predict(r, cluster._load(spec, r))) for r in todo]
@@ -194,7 +179,8 @@ def test_a_network_actor_builds_its_network_and_loads_the_weights_once_for_all_i
         network.close()
     assert [result.error for result in results] == [None] * 4
     assert built == {"UNet": 2}, "the actor's network, and the tasks' workflow (its network never run)"
-    assert loaded == {random_weights.name: 1}, "the actor's evaluator runs once over its four scans"
+    # checked once before the run (check_weights); then the actor's evaluator, run once over its four scans
+    assert loaded == {random_weights.name: 2}
     _same_masks(output, alone)
 
 

@@ -15,7 +15,6 @@ from pathlib import Path
 import nibabel as nib
 import numpy as np
 import pytest
-import torch
 
 from medseg.errors import MedsegError
 from medseg.inference.cohort_inputs import ScanRequest, expand_inputs
@@ -79,23 +78,9 @@ def test_an_empty_folder_is_a_failing_scan_and_a_missing_list_entry_one_line(tmp
 
 
 def test_the_network_and_weights_are_built_once_for_many_scans(
-    tmp_path, monkeypatch, ct_bundle, scans, random_weights, one_thread
+    tmp_path, ct_bundle, scans, random_weights, one_thread, builds_and_loads
 ):
-    from monai.networks.nets import UNet
-
-    built, loaded = Counter(), Counter()
-    real_init, real_load = UNet.__init__, torch.load
-
-    def counting_init(self, *args, **kwargs):
-        built["UNet"] += 1
-        real_init(self, *args, **kwargs)
-
-    def counting_load(path, *args, **kwargs):
-        loaded[Path(path).name] += 1
-        return real_load(path, *args, **kwargs)
-
-    monkeypatch.setattr(UNet, "__init__", counting_init)
-    monkeypatch.setattr(torch, "load", counting_load)
+    built, loaded = builds_and_loads
     second = tmp_path / "second.pt"
     shutil.copy(random_weights, second)
     report = segment_report(
