@@ -17,7 +17,7 @@ import numpy as np
 import pytest
 
 from medseg.errors import MedsegError
-from medseg.inference import cluster
+from medseg.inference import cluster, pipeline
 from medseg.inference.manifest import MANIFEST, Manifest
 from medseg.inference.predict import segment_report
 
@@ -172,12 +172,23 @@ def test_a_network_actor_builds_its_network_and_loads_the_weights_once_for_all_i
     [(spec, todo)] = handed
     spec.staging.mkdir(parents=True)  # the run removed its staging folder when the stub returned
     built, loaded = builds_and_loads
+    real_run, runs = pipeline.run_pipeline, []
+
+    def breaks_first(*args, **kwargs):
+        runs.append(1)
+        if len(runs) == 1:
+            raise RuntimeError("the evaluator broke")
+        return real_run(*args, **kwargs)
+
+    monkeypatch.setattr(pipeline, "run_pipeline", breaks_first)
     network = cluster._Network(spec, threads=1)
+    network.evaluator.join()  # the first evaluator broke before any scan: the first call starts another
     try:
         results = [cluster._finish(spec, r, network.predict(r, cluster._load(spec, r))) for r in todo]
     finally:
         network.close()
     assert [result.error for result in results] == [None] * 4
+    assert len(runs) == 2
     assert built == {"UNet": 2}, "the actor's network, and the tasks' workflow (its network never run)"
     # checked once before the run (check_weights); then the actor's evaluator, run once over its four scans
     assert loaded == {random_weights.name: 2}

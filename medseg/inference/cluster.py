@@ -103,8 +103,13 @@ class _Network:
         self.stream: queue.Queue[ScanRequest | None] = queue.Queue()
         self.loaded: dict[str, Loaded] = {}
         self.waiting: dict[str, Future[Loaded]] = {}
-        self.evaluator = threading.Thread(target=self._run, name="medseg-network", daemon=True)
-        self.evaluator.start()
+        self.lock = threading.Lock()
+        self.evaluator = self._start()
+
+    def _start(self) -> threading.Thread:
+        evaluator = threading.Thread(target=self._run, name="medseg-network", daemon=True)
+        evaluator.start()
+        return evaluator
 
     def _run(self) -> None:
         from medseg.inference.pipeline import run_pipeline
@@ -118,15 +123,21 @@ class _Network:
                 finish=lambda job: self.waiting.pop(job.request.name).set_result(_output(job)),
                 fail=lambda job, error: self.waiting.pop(job.request.name).set_exception(error),
             )
-        except BaseException as error:  # the evaluator itself broke: every call waiting fails with it
-            for future in self.waiting.values():
+        except BaseException as error:  # the evaluator itself broke: the calls waiting fail with it
+            with self.lock:
+                waiting, self.waiting = self.waiting, {}
+            for future in waiting.values():
                 future.set_exception(error)
 
     def predict(self, request: ScanRequest, loaded: Loaded) -> Loaded:
         """The network's output for one loaded scan, with the batch's metadata (what the finish task needs)."""
         result: Future[Loaded] = Future()
-        self.loaded[request.name], self.waiting[request.name] = loaded, result
-        self.stream.put(request)
+        with self.lock:
+            if not self.evaluator.is_alive():  # it broke on an earlier scan: the next scans get a new one
+                self.stream = queue.Queue()
+                self.evaluator = self._start()
+            self.loaded[request.name], self.waiting[request.name] = loaded, result
+            self.stream.put(request)
         return result.result()
 
     def close(self) -> None:
