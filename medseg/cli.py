@@ -9,9 +9,10 @@ from __future__ import annotations
 import functools
 import json
 import logging
+import os
 import sys
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated, Any, cast
+from typing import TYPE_CHECKING, Annotated, Any, NoReturn, cast
 
 import typer
 from typer.core import TyperGroup
@@ -20,7 +21,7 @@ from medseg.cli_flags import option_flags, with_flags
 from medseg.cli_help import examples, tidy_value_names
 from medseg.defaults import DEFAULT_MIN_LESION_ML, DEFAULT_PREFETCH
 from medseg.engine_logs import DEBUG_LOGGER
-from medseg.errors import MedsegError
+from medseg.errors import MedsegError, interrupted
 from medseg.stderr import write_line
 
 if TYPE_CHECKING:
@@ -650,14 +651,18 @@ def _debug_first(args: list[str]) -> list[str]:
     return [DEBUG, *others] if len(others) < len(args) else others
 
 
-def _forget_interrupt() -> None:
-    """Let the process end with the exit status medseg chose after Ctrl-C.
+def _end_interrupted() -> NoReturn:
+    """End the process at once with the status of Ctrl-C, once the command's own cleanup has run.
 
-    CPython remembers a KeyboardInterrupt that escaped code run by ``eval`` of a string (MONAI runs a
-    bundle's ``"$@evaluator.run()"`` so) and ends the process by SIGINT at exit, even when the program
-    handled it; every ``eval`` of a string starts by forgetting it.
+    Not through the interpreter's shutdown: a run's threads (the pipeline's reader and writer, the read
+    ahead) may still be inside a library's C++ code, and a shutdown that stops them there aborts the
+    process (``terminate called without an active exception``, SIGABRT) instead of exiting 130.
+    Nor does CPython then end it by SIGINT, as it does at shutdown after a KeyboardInterrupt escaped
+    code run by ``eval`` of a string (MONAI runs a bundle's ``"$@evaluator.run()"`` so).
     """
-    eval("None")
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(INTERRUPTED)
 
 
 def main() -> None:
@@ -675,7 +680,7 @@ def main() -> None:
     except SystemExit as exited:
         if exited.code == INTERRUPTED:  # typer turns Ctrl-C into this status; the command's own cleanup has run
             typer.echo("interrupted", err=True)
-            _forget_interrupt()
+            _end_interrupted()
         raise
     except MedsegError as error:
         if debug:
@@ -683,6 +688,9 @@ def main() -> None:
         _warn(f"error: {error}")
         sys.exit(1)
     except Exception as error:  # an unexpected failure deep in a library
+        if interrupted(error):  # a Ctrl-C that a library wrapped (pydoc.locate, importing a config's _target_)
+            typer.echo("interrupted", err=True)
+            _end_interrupted()
         if debug:
             raise
         typer.echo(f"error: unexpected {type(error).__name__}: {error} (run with --debug for details)", err=True)
