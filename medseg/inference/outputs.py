@@ -91,7 +91,8 @@ def _scan_intensities(scan: Path) -> np.ndarray:
     Stored integers stay integers (a CT's int16 takes half the memory of float32, and every output
     reads slices, samples or block means of it); scaled or float64 voxels become float32.
     """
-    data = np.asarray((read_ahead.take_image(scan) or load_nifti(scan)).dataobj)
+    image = read_ahead.take_image(scan)
+    data = np.asarray((load_nifti(scan) if image is None else image).dataobj)
     if not (np.issubdtype(data.dtype, np.integer) or data.dtype == np.float32):
         data = data.astype(np.float32)
     return data if data.ndim == 3 else data[..., 0]

@@ -139,8 +139,7 @@ class ScanWorker:
             release_freed_memory()  # the scan's network-grid tensors, freed, before the outputs allocate theirs
             warnings = write_case_outputs(spec.bundle, job.scan, staged, spec.record)
         mask = publish_case(staged, spec.output)
-        _drop_conversion(job.scan)
-        read_ahead.forget(job.scan.path)
+        _done_with(job.scan)
         outputs = [path.name for path in case_paths(CaseFiles(spec.output, job.request.name)) if path.is_file()]
         return ScanResult(
             job.request,
@@ -153,8 +152,7 @@ class ScanWorker:
     def failed(self, job: Job, error: BaseException) -> ScanResult:
         """How a scan that ``error`` stopped ended: its one line; its converted NIfTI removed."""
         if job.scan is not None:
-            _drop_conversion(job.scan)
-            read_ahead.forget(job.scan.path)
+            _done_with(job.scan)
         return ScanResult(job.request, job.seconds, error=as_user_error(error, job.request.source))
 
 
@@ -172,7 +170,8 @@ def case_paths(files: CaseFiles) -> list[Path]:
     return [files.mask, files.segmentation, files.stats, files.overlay, files.viewer, files.dicom_seg]
 
 
-def _drop_conversion(scan: ScanInput) -> None:
-    """Remove the temporary NIfTI of a converted (DICOM) or renamed scan once it is done with."""
+def _done_with(scan: ScanInput) -> None:
+    """Once a scan is done with: forget its read ahead; remove its temporary NIfTI if converted (DICOM) or renamed."""
+    read_ahead.forget(scan.path)
     if scan.path != scan.source:
         scan.path.unlink(missing_ok=True)

@@ -23,6 +23,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from medseg.inference.manifest import fingerprint
+
 if TYPE_CHECKING:  # imported in the reading thread: nibabel and numpy are part of what start-up waits for
     import nibabel as nib
     import numpy as np
@@ -45,7 +47,7 @@ class _Ahead:
     """The scan read ahead: its file and the file's stamp when it was read; the read's image and voxels."""
 
     path: Path
-    stamp: tuple[int, int]
+    stamp: str  # the file's size and modification time when it was read (the manifest's fingerprint)
     keep_image: bool
     done: threading.Event = field(default_factory=threading.Event)
     image: nib.Nifti1Image | None = None
@@ -54,11 +56,6 @@ class _Ahead:
 
 _lock = threading.Lock()
 _ahead: _Ahead | None = None
-
-
-def _stamp(path: Path) -> tuple[int, int]:
-    status = path.stat()
-    return status.st_size, status.st_mtime_ns
 
 
 def _read(ahead: _Ahead) -> None:
@@ -85,7 +82,7 @@ def start(path: Path, *, keep_image: bool) -> None:
     global _ahead
     if not (path.name.endswith((".nii", ".nii.gz")) and path.is_file()):
         return
-    ahead = _Ahead(path.resolve(), _stamp(path), keep_image)
+    ahead = _Ahead(path.resolve(), fingerprint(path), keep_image)
     with _lock:
         _ahead = ahead
     nibabel = logging.getLogger(NIBABEL_LOGGER)
@@ -103,11 +100,7 @@ def _current(path: str | os.PathLike[str]) -> _Ahead | None:
     if ahead is None or Path(path).resolve() != ahead.path:
         return None
     ahead.done.wait()
-    try:
-        usable = ahead.image is not None and _stamp(ahead.path) == ahead.stamp
-    except OSError:  # the file is gone: the usual reader says so
-        usable = False
-    if not usable:
+    if ahead.image is None or fingerprint(ahead.path) != ahead.stamp:  # failed, or changed or gone since
         discard()
         return None
     return ahead
