@@ -127,7 +127,8 @@ def main() -> None:
     if args.ray_workers:
         per_minute = [60 * args.cases / seconds for seconds in (fast_s, ray_s)]
         label = f"medseg infer --ray local --workers {args.ray_workers}:"
-        print(f"  {label:<48}{ray_s:7.1f} s  cpu {ray_cpu:7.1f} s (driver only)  {ray_gb:5.2f} GB (largest process)")
+        without = "(not Ray's worker processes)"
+        print(f"  {label:<48}{ray_s:7.1f} s  cpu {ray_cpu:7.1f} s {without}  {ray_gb:5.2f} GB (largest process)")
         print(f"  throughput: one process {per_minute[0]:.2f} scans/min, Ray {per_minute[1]:.2f} scans/min", end="")
         print(f" (x{per_minute[1] / per_minute[0]:.2f})")
         print(f"  Ray masks identical to the one-process run: {ray_same} of {len(scans)} (lowest {ray_lowest:.6f})")
