@@ -53,7 +53,7 @@ def main() -> None:
     parser.add_argument(
         "--read-ahead",
         action="store_true",
-        help="the scan read ahead before the clock starts, as `medseg infer` reads its first scan while it starts",
+        help="the scan read ahead before the clock starts, as `medseg infer` reads a single scan while it starts",
     )
     args = parser.parse_args()
     args.data.mkdir(parents=True, exist_ok=True)

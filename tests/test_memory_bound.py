@@ -3,7 +3,7 @@
 ``medseg infer`` refuses a scan whose estimate (:class:`medseg.inference.memory.StageBytes`) exceeds
 ``--max-memory``: an estimate below what runs really take would let a cohort be killed for memory hours
 in. Each run here is a whole process; its peak is the maximum resident set the operating system
-recorded. A run on a tiny scan gives the process's own peak (interpreter, MONAI, the network and its
+recorded. Runs on a tiny scan give the process's own peak (interpreter, MONAI, the network and its
 weights, one window), which the cohort's peak is measured above.
 """
 
@@ -57,7 +57,8 @@ def test_a_cohorts_peak_memory_stays_within_the_estimate(tmp_path):
     tiny = tmp_path / "tiny.nii.gz"
     write_nifti(tiny, case.image[::8, ::8, ::4], case.grid.affine() @ np.diag([8.0, 8.0, 4.0, 1.0]))
 
-    process = _peak_bytes([tiny], tmp_path / "tiny_out")
+    # the process's own peak varies by some 100 MB from run to run (a third of the estimate): take the median
+    process = sorted(_peak_bytes([tiny], tmp_path / f"tiny_out_{run}") for run in range(3))[1]
     cohort = _peak_bytes(scans, tmp_path / "cohort_out")
 
     bundle = find_bundle(BUNDLE)

@@ -90,13 +90,14 @@ def test_a_scan_read_ahead_gives_the_same_outputs_without_reading_it_again(tiny_
         assert same[0] == same[1]
 
 
-def test_medseg_infer_reads_its_first_nifti_scan_ahead_except_on_the_stock_path(
+def test_medseg_infer_reads_a_single_nifti_scan_ahead_but_not_on_the_stock_path_or_for_a_cohort(
     tiny_run, small_ct, tmp_path, monkeypatch
 ):
     started = []
     monkeypatch.setattr(read_ahead, "start", lambda path, keep_image: started.append((path.name, keep_image)))
-    scan = small_ct / "imagesTr" / "liver_000.nii.gz"
-    command = ["infer", "--trust", str(tiny_run.bundle.root), str(scan), "--device", "cpu", "-o"]
-    assert CliRunner().invoke(app, [*command, str(tmp_path / "a"), "--masks-only"]).exit_code == 0
-    assert CliRunner().invoke(app, [*command, str(tmp_path / "b"), "--stock"]).exit_code == 0
+    scan, other = (small_ct / "imagesTr" / f"liver_00{case}.nii.gz" for case in (0, 1))
+    command = ["infer", "--trust", str(tiny_run.bundle.root), "--device", "cpu", "--masks-only"]
+    assert CliRunner().invoke(app, [*command, str(scan), "-o", str(tmp_path / "a")]).exit_code == 0
+    assert CliRunner().invoke(app, [*command, str(scan), "--stock", "-o", str(tmp_path / "b")]).exit_code == 0
+    assert CliRunner().invoke(app, [*command, str(scan), str(other), "-o", str(tmp_path / "c")]).exit_code == 0
     assert started == [("liver_000.nii.gz", False)]

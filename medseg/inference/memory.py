@@ -43,8 +43,8 @@ class StageBytes:
                                          box, the uint8 mask), then the outputs (the scan read again, the mask,
                                          the viewer's block means)
 
-    A run's first NIfTI scan is read while the process starts (:mod:`medseg.io.read_ahead`) and its stored
-    voxels kept for its outputs: the ``b·N`` of ``W``, held from the reader on instead of read again.
+    A run of one NIfTI scan reads it while the process starts (:mod:`medseg.io.read_ahead`) and keeps its
+    stored voxels for its outputs: the ``b·N`` of ``W``, held from the reader on instead of read again.
 
     On ten 512 x 512 x 200 CTs at 0.75 x 0.75 x 1.5 mm (``ct_liver_tumour_3d``: R 419 MB, Q 126 MB,
     W 398 MB) a pipelined run rose 1.18 GB above the process with its network built, against the 1.45 GB

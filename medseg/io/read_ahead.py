@@ -1,7 +1,7 @@
-"""A run's first scan, read in a thread while the process is still starting (importing torch and MONAI).
+"""A run's one scan, read in a thread while the process is still starting (importing torch and MONAI).
 
 A ``medseg infer`` process spends its first seconds importing, on one core; the other core is idle.
-Meanwhile the first scan is decompressed (ISA-L) and its voxels laid out as the fast path's reader hands
+Meanwhile a run's one scan is decompressed (ISA-L) and its voxels laid out as the fast path's reader hands
 them to MONAI (C order, float32): both let go of the GIL, so the imports hardly slow down. Then:
 
 - the reader (:class:`medseg.io.readers.FastNibabelReader`) takes the laid-out voxels
@@ -76,7 +76,7 @@ def start(path: Path, *, keep_image: bool) -> None:
     """Start reading ``path`` (a NIfTI file) in a daemon thread; anything else is left alone.
 
     Args:
-        path: the run's first scan.
+        path: the run's one scan.
         keep_image: keep the stored voxels for the case's outputs once the reader has its copy.
     """
     global _ahead
