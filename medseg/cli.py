@@ -470,7 +470,7 @@ def infer_command(
         raise typer.BadParameter("give the scans to segment, or --list FILE", param_hint="INPUTS")
     # One scan's process spends a third of its time importing torch and MONAI: read the scan meanwhile. A
     # cohort gains a second of many from it, and its pipeline's peak memory would vary with the timing.
-    if len(inputs) == 1 and not scan_list and not stock and ray_address is None:
+    if inputs and len(inputs) == 1 and not scan_list and not stock and ray_address is None:
         from medseg.io import read_ahead
 
         read_ahead.start(inputs[0], keep_image=not masks_only)
