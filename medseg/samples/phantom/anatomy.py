@@ -196,10 +196,13 @@ class Tumour:
         layers: ``(shape, hu)`` pairs; the first is the whole lesion (what the label covers), later
             ones are a core or necrosis inside it.
         kind: ``"hypo"`` or ``"hyper"``, the lesion's contrast relative to the liver.
+        rim_enhancing: a hypodense lesion whose outer shell is 0-30 HU brighter than the liver,
+            around a hypodense core; the label covers the shell.
     """
 
     layers: tuple[tuple[Ellipsoid, float], ...]
     kind: str
+    rim_enhancing: bool = False
 
     @property
     def diameter_mm(self) -> float:
@@ -353,11 +356,12 @@ def _tumour(rng: np.random.Generator, centre: np.ndarray, hu: Intensities) -> Tu
     else:
         kind, lesion_hu = "hyper", hu.liver + rng.uniform(30, 70)
     layers: list[tuple[Ellipsoid, float]] = [(outer, lesion_hu)]
-    if kind == "hypo" and rng.random() < 0.4:  # rim enhancement: the outer shell brighter than the core
+    rim = kind == "hypo" and rng.random() < 0.4  # rim enhancement: the outer shell brighter than the core
+    if rim:
         layers = [(outer, hu.liver + rng.uniform(0, 30)), (outer.scaled(rng.uniform(0.7, 0.85)), lesion_hu)]
     if diameter > 30 and rng.random() < 0.5:  # central necrosis
         layers.append((outer.scaled(rng.uniform(0.35, 0.6)), rng.uniform(10, 35)))
-    return Tumour(tuple(layers), kind)
+    return Tumour(tuple(layers), kind, rim)
 
 
 def _tumours(rng: np.random.Generator, space: LiverSpace, hu: Intensities) -> tuple[Tumour, ...]:

@@ -1,0 +1,142 @@
+"""What a model calls each kind of synthetic liver tumour: tumour, liver or background.
+
+The phantom draws every tumour as hypodense, hyperdense, or rim-enhancing (a hypodense core inside a
+shell 0-30 HU brighter than the liver, where the label covers the shell). This script redraws each
+held-out patient's anatomy from its dataset seed, finds each tumour's connected component in the
+reference label, and counts what the model's mask calls that component's voxels::
+
+    medseg sample-data ct HELD --cases 10 --test-cases 0 --seed 20261201
+    medseg evaluate ct_liver_tumour_3d --data HELD -o OUT
+    python tumour_kinds.py --run 20261201 HELD OUT/masks [--run SEED HELD MASKS ...]
+
+A component that holds tumours of more than one kind is listed, and left out of the summary by kind.
+"""
+
+import argparse
+import json
+from dataclasses import dataclass
+from pathlib import Path
+
+import nibabel as nib
+import numpy as np
+from scipy import ndimage
+
+from medseg.samples.phantom import PRESETS, random_anatomy, random_grid
+from medseg.samples.phantom.anatomy import Tumour
+from medseg.samples.phantom.render import LIVER, TUMOUR
+
+CALLED = {"tumour": TUMOUR, "liver": LIVER, "background": 0}
+
+
+@dataclass(frozen=True)
+class Component:
+    """One connected tumour of a reference label and what a mask calls it.
+
+    Args:
+        case: the scan's name.
+        kinds: the appearance of each tumour inside it (``"hypo"``, ``"hyper"`` or ``"rim"``).
+        diameters_mm: each tumour's mean diameter.
+        ml: the component's volume.
+        called: fraction of its voxels the mask calls tumour, liver and background.
+    """
+
+    case: str
+    kinds: tuple[str, ...]
+    diameters_mm: tuple[float, ...]
+    ml: float
+    called: dict[str, float]
+
+
+def appearance(tumour: Tumour) -> str:
+    """``"rim"`` for a rim-enhancing tumour, else its contrast to the liver (``"hypo"``/``"hyper"``)."""
+    return "rim" if tumour.rim_enhancing else tumour.kind
+
+
+def components(
+    seed: int, index: int, label: np.ndarray, mask: np.ndarray, case: str, diameters_mm: list[float]
+) -> list[Component]:
+    """The tumour components of case ``index`` of a clinical-preset dataset drawn with ``seed``.
+
+    Args:
+        seed: the dataset seed (``medseg sample-data ct --seed``).
+        index: the case's index in that dataset.
+        label: ``(X, Y, Z)`` reference label as stored.
+        mask: ``(X, Y, Z)`` the model's mask on the same grid.
+        case: the scan's name, for the rows.
+        diameters_mm: the tumour diameters the dataset's ``cases.json`` gives for the case.
+
+    Raises:
+        ValueError: when the redrawn anatomy is not the one the dataset holds (another seed or preset).
+    """
+    rng = np.random.default_rng((seed, index))
+    anatomy = random_anatomy(rng)
+    grid = random_grid(rng, anatomy, PRESETS["clinical"])
+    drawn = [round(t.diameter_mm, 1) for t in anatomy.tumours]
+    if drawn != diameters_mm or grid.shape != label.shape:
+        raise ValueError(f"{case}: seed {seed} draws tumours of {drawn} mm, the dataset has {diameters_mm} mm")
+    numbered, _ = ndimage.label(label == TUMOUR)
+    to_voxel = np.linalg.inv(grid.affine())
+    found: dict[int, list[Tumour]] = {}
+    for tumour in anatomy.tumours:
+        world = np.asarray(tumour.layers[0][0].centre) + np.asarray(grid.offset)
+        voxel = tuple(np.round(to_voxel[:3, :3] @ world + to_voxel[:3, 3]).astype(int))
+        inside = all(0 <= v < n for v, n in zip(voxel, label.shape, strict=True))
+        if inside and numbered[voxel]:  # a tumour beyond the scanned slab has no component
+            found.setdefault(int(numbered[voxel]), []).append(tumour)
+    voxel_ml = float(np.prod(grid.spacing)) / 1000
+    rows = []
+    for number, tumours in sorted(found.items()):
+        called = mask[numbered == number]
+        rows.append(
+            Component(
+                case,
+                tuple(appearance(t) for t in tumours),
+                tuple(round(t.diameter_mm, 1) for t in tumours),
+                called.size * voxel_ml,
+                {name: float(np.mean(called == value)) for name, value in CALLED.items()},
+            )
+        )
+    return rows
+
+
+def run_components(seed: int, held: Path, masks: Path) -> list[Component]:
+    """Every tumour component of one held-out dataset, with what the masks in ``masks`` call it."""
+    rows = []
+    for index, case in enumerate(json.loads((held / "cases.json").read_text())):
+        name = Path(case["image"]).name.removesuffix(".nii.gz")
+        label = np.asarray(nib.load(held / case["label"]).dataobj)
+        mask = np.asarray(nib.load(masks / f"{name}_seg.nii.gz").dataobj)
+        rows += components(seed, index, label, mask, name, case["tumour_diameters_mm"])
+    return rows
+
+
+def summary(rows: list[Component]) -> dict[str, dict[str, float]]:
+    """Per kind, over components of that kind alone: count, volume, and the volume-weighted fractions."""
+    table = {}
+    for kind in ("hypo", "hyper", "rim"):
+        alike = [r for r in rows if set(r.kinds) == {kind}]
+        volume = sum(r.ml for r in alike)
+        if alike:
+            table[kind] = {"count": len(alike), "ml": volume} | {
+                name: sum(r.called[name] * r.ml for r in alike) / volume for name in CALLED
+            }
+    return table
+
+
+def main() -> None:
+    """Print each component, then the summary by kind."""
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--run", nargs=3, action="append", required=True, metavar=("SEED", "HELD", "MASKS"))
+    args = parser.parse_args()
+    rows = [row for seed, held, masks in args.run for row in run_components(int(seed), Path(held), Path(masks))]
+    for r in rows:
+        called = "  ".join(f"{k} {v:.2f}" for k, v in r.called.items())
+        print(f"{r.case}  {'+'.join(r.kinds):<10} {list(r.diameters_mm)!s:<20} {r.ml:7.2f} mL  {called}")
+    print("\nkind   tumours   mL     called tumour  liver  background  (volume-weighted)")
+    for kind, s in summary(rows).items():
+        fractions = f"{s['tumour']:.2f}          {s['liver']:.2f}   {s['background']:.2f}"
+        print(f"{kind:<6} {s['count']:>6} {s['ml']:7.1f}   {fractions}")
+
+
+if __name__ == "__main__":
+    main()
