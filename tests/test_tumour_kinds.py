@@ -6,6 +6,7 @@ from pathlib import Path
 import nibabel as nib
 import numpy as np
 import pytest
+from scipy import ndimage
 
 from medseg.samples.datasets import write_ct_dataset
 from medseg.samples.phantom.render import LIVER, TUMOUR
@@ -54,3 +55,18 @@ def test_each_tumour_is_found_with_its_kind_and_what_the_mask_calls_it(kinds, he
 def test_another_seed_is_refused(kinds, held, tmp_path):
     with pytest.raises(ValueError, match=r"liver_000: seed 1 draws tumours of .* mm, the dataset has \[12.1\] mm"):
         kinds.run_components(1, held, _masks(held, tmp_path / "m", lambda a: a))
+
+
+def test_the_bound_blind_to_rim_shells_removes_the_shell_and_nothing_else(kinds, held):
+    rim, hypo = kinds.patients(SEED, held)
+    tumour = rim.label == TUMOUR
+    shell = kinds.shells(rim)
+    in_plane = np.zeros((3, 3, 3), bool)
+    in_plane[:, :, 1] = True
+    surface = tumour & ~ndimage.binary_erosion(tumour, in_plane)  # the outline of each slice
+    centre = np.round(np.argwhere(tumour).mean(axis=0)).astype(int)
+    assert shell[surface].mean() > 0.95 and not shell[tuple(centre)]
+    assert 0.3 < shell.sum() / tumour.sum() < 0.7  # the core is 0.7-0.85 of the lesion across
+    seen = tumour.sum() - shell.sum()
+    assert kinds.blind_to_shells(rim) == pytest.approx(2 * seen / (seen + tumour.sum()))
+    assert not kinds.shells(hypo).any() and kinds.blind_to_shells(hypo) == 1.0

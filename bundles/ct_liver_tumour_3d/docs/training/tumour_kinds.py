@@ -14,6 +14,7 @@ A component that holds tumours of more than one kind is listed, and left out of 
 
 import argparse
 import json
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -22,7 +23,8 @@ import numpy as np
 from scipy import ndimage
 
 from medseg.samples.phantom import PRESETS, random_anatomy, random_grid
-from medseg.samples.phantom.anatomy import Tumour
+from medseg.samples.phantom.anatomy import Anatomy, Tumour
+from medseg.samples.phantom.grid import CtGrid
 from medseg.samples.phantom.render import LIVER, TUMOUR
 
 CALLED = {"tumour": TUMOUR, "liver": LIVER, "background": 0}
@@ -52,35 +54,52 @@ def appearance(tumour: Tumour) -> str:
     return "rim" if tumour.rim_enhancing else tumour.kind
 
 
-def components(
-    seed: int, index: int, label: np.ndarray, mask: np.ndarray, case: str, diameters_mm: list[float]
-) -> list[Component]:
-    """The tumour components of case ``index`` of a clinical-preset dataset drawn with ``seed``.
+@dataclass(frozen=True)
+class Patient:
+    """One held-out case with the anatomy and grid its seed draws.
 
     Args:
-        seed: the dataset seed (``medseg sample-data ct --seed``).
-        index: the case's index in that dataset.
+        case: the scan's name.
+        anatomy: the phantom's patient.
+        grid: the scan's grid.
         label: ``(X, Y, Z)`` reference label as stored.
-        mask: ``(X, Y, Z)`` the model's mask on the same grid.
-        case: the scan's name, for the rows.
-        diameters_mm: the tumour diameters the dataset's ``cases.json`` gives for the case.
+    """
+
+    case: str
+    anatomy: Anatomy
+    grid: CtGrid
+    label: np.ndarray
+
+
+def patients(seed: int, held: Path) -> Iterator[Patient]:
+    """Each case of a clinical-preset dataset that ``medseg sample-data ct --seed SEED`` wrote to ``held``.
 
     Raises:
-        ValueError: when the redrawn anatomy is not the one the dataset holds (another seed or preset).
+        ValueError: when a redrawn anatomy is not the one the dataset holds (another seed or preset).
     """
-    rng = np.random.default_rng((seed, index))
-    anatomy = random_anatomy(rng)
-    grid = random_grid(rng, anatomy, PRESETS["clinical"])
-    drawn = [round(t.diameter_mm, 1) for t in anatomy.tumours]
-    if drawn != diameters_mm or grid.shape != label.shape:
-        raise ValueError(f"{case}: seed {seed} draws tumours of {drawn} mm, the dataset has {diameters_mm} mm")
-    numbered, _ = ndimage.label(label == TUMOUR)
+    for index, entry in enumerate(json.loads((held / "cases.json").read_text())):
+        case = Path(entry["image"]).name.removesuffix(".nii.gz")
+        rng = np.random.default_rng((seed, index))
+        anatomy = random_anatomy(rng)
+        grid = random_grid(rng, anatomy, PRESETS["clinical"])
+        drawn = [round(t.diameter_mm, 1) for t in anatomy.tumours]
+        if drawn != entry["tumour_diameters_mm"] or list(grid.shape) != entry["shape"]:
+            raise ValueError(
+                f"{case}: seed {seed} draws tumours of {drawn} mm, the dataset has {entry['tumour_diameters_mm']} mm"
+            )
+        yield Patient(case, anatomy, grid, np.asarray(nib.load(held / entry["label"]).dataobj))
+
+
+def components(patient: Patient, mask: np.ndarray) -> list[Component]:
+    """The patient's tumour components, and what ``mask`` (``(X, Y, Z)``, the label's grid) calls each."""
+    grid = patient.grid
+    numbered, _ = ndimage.label(patient.label == TUMOUR)
     to_voxel = np.linalg.inv(grid.affine())
     found: dict[int, list[Tumour]] = {}
-    for tumour in anatomy.tumours:
+    for tumour in patient.anatomy.tumours:
         world = np.asarray(tumour.layers[0][0].centre) + np.asarray(grid.offset)
         voxel = tuple(np.round(to_voxel[:3, :3] @ world + to_voxel[:3, 3]).astype(int))
-        inside = all(0 <= v < n for v, n in zip(voxel, label.shape, strict=True))
+        inside = all(0 <= v < n for v, n in zip(voxel, numbered.shape, strict=True))
         if inside and numbered[voxel]:  # a tumour beyond the scanned slab has no component
             found.setdefault(int(numbered[voxel]), []).append(tumour)
     voxel_ml = float(np.prod(grid.spacing)) / 1000
@@ -89,7 +108,7 @@ def components(
         called = mask[numbered == number]
         rows.append(
             Component(
-                case,
+                patient.case,
                 tuple(appearance(t) for t in tumours),
                 tuple(round(t.diameter_mm, 1) for t in tumours),
                 called.size * voxel_ml,
@@ -99,15 +118,36 @@ def components(
     return rows
 
 
+def shells(patient: Patient) -> np.ndarray:
+    """``(X, Y, Z)`` the labelled tumour voxels that lie in a rim-enhancing tumour's shell, outside its core."""
+    x, y, z = np.meshgrid(*patient.grid.axes_mm(), indexing="ij", sparse=True)
+    found = np.zeros(patient.label.shape, bool)
+    for t in patient.anatomy.tumours:
+        if t.rim_enhancing:
+            (outline, _), (core, _), *_ = t.layers
+            found |= patient.grid.orient((outline.level(x, y, z) <= 0) & (core.level(x, y, z) > 0))
+    return found & (patient.label == TUMOUR)
+
+
+def blind_to_shells(patient: Patient) -> float | None:
+    """Tumour Dice of the reference itself with every rim-enhancing shell called liver; None without tumour.
+
+    A bound on what a model that cannot see the shells at all would score on this patient.
+    """
+    tumour = int(np.sum(patient.label == TUMOUR))
+    if not tumour:
+        return None
+    seen = tumour - int(shells(patient).sum())
+    return 2 * seen / (seen + tumour)
+
+
 def run_components(seed: int, held: Path, masks: Path) -> list[Component]:
     """Every tumour component of one held-out dataset, with what the masks in ``masks`` call it."""
-    rows = []
-    for index, case in enumerate(json.loads((held / "cases.json").read_text())):
-        name = Path(case["image"]).name.removesuffix(".nii.gz")
-        label = np.asarray(nib.load(held / case["label"]).dataobj)
-        mask = np.asarray(nib.load(masks / f"{name}_seg.nii.gz").dataobj)
-        rows += components(seed, index, label, mask, name, case["tumour_diameters_mm"])
-    return rows
+    return [
+        row
+        for patient in patients(seed, held)
+        for row in components(patient, np.asarray(nib.load(masks / f"{patient.case}_seg.nii.gz").dataobj))
+    ]
 
 
 def summary(rows: list[Component]) -> dict[str, dict[str, float]]:
@@ -127,7 +167,12 @@ def main() -> None:
     """Print each component, then the summary by kind."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--run", nargs=3, action="append", required=True, metavar=("SEED", "HELD", "MASKS"))
+    parser.add_argument("--shells", action="store_true", help="also each seed's bound blind to rim shells")
     args = parser.parse_args()
+    if args.shells:
+        for seed, held, _ in args.run:
+            bounds = [b for p in patients(int(seed), Path(held)) if (b := blind_to_shells(p)) is not None]
+            print(f"seed {seed}: tumour Dice {np.mean(bounds):.3f} with every rim shell called liver")
     rows = [row for seed, held, masks in args.run for row in run_components(int(seed), Path(held), Path(masks))]
     for r in rows:
         called = "  ".join(f"{k} {v:.2f}" for k, v in r.called.items())
