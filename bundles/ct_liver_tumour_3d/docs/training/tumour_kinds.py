@@ -7,9 +7,10 @@ reference label, and counts what the model's mask calls that component's voxels:
 
     medseg sample-data ct HELD --cases 10 --test-cases 0 --seed 20261201
     medseg evaluate ct_liver_tumour_3d --data HELD -o OUT
-    python tumour_kinds.py --run 20261201 HELD OUT/masks [--run SEED HELD MASKS ...]
+    python tumour_kinds.py [--shells] --run 20261201 HELD OUT/masks [--run SEED HELD MASKS ...]
 
 A component that holds tumours of more than one kind is listed, and left out of the summary by kind.
+``--shells`` also prints, per seed, the tumour Dice of the reference with every rim shell called liver.
 """
 
 import argparse
