@@ -37,24 +37,28 @@ def _masks(held: Path, folder: Path, relabel) -> Path:
     return folder
 
 
+def _components(kinds, held: Path, masks: Path) -> list:
+    return [row for p in kinds.patients(SEED, held) for row in kinds.components(p, kinds.read_mask(masks, p))]
+
+
 def test_each_tumour_is_found_with_its_kind_and_what_the_mask_calls_it(kinds, held, tmp_path):
-    perfect = kinds.run_components(SEED, held, _masks(held, tmp_path / "perfect", lambda a: a))
+    perfect = _components(kinds, held, _masks(held, tmp_path / "perfect", lambda a: a))
     assert [(r.case, r.kinds) for r in perfect] == [("liver_000", ("rim",)), ("liver_001", ("hypo",))]
     assert [r.diameters_mm for r in perfect] == [(12.1,), (17.5,)]
     assert all(r.called == {"tumour": 1.0, "liver": 0.0, "background": 0.0} for r in perfect)
     assert 0.5 < perfect[0].ml < 2 and 1.5 < perfect[1].ml < 5
 
     liver_masks = _masks(held, tmp_path / "liver", lambda a: np.where(a == TUMOUR, LIVER, a))
-    as_liver = kinds.run_components(SEED, held, liver_masks)
+    as_liver = _components(kinds, held, liver_masks)
     assert all(r.called["liver"] == 1.0 for r in as_liver)
     table = kinds.summary(as_liver)
     assert set(table) == {"rim", "hypo"} and table["rim"]["count"] == 1
     assert table["hypo"]["tumour"] == 0.0 and table["hypo"]["liver"] == 1.0
 
 
-def test_another_seed_is_refused(kinds, held, tmp_path):
+def test_another_seed_is_refused(kinds, held):
     with pytest.raises(ValueError, match=r"liver_000: seed 1 draws tumours of .* mm, the dataset has \[12.1\] mm"):
-        kinds.run_components(1, held, _masks(held, tmp_path / "m", lambda a: a))
+        list(kinds.patients(1, held))
 
 
 def test_the_bound_blind_to_rim_shells_removes_the_shell_and_nothing_else(kinds, held):

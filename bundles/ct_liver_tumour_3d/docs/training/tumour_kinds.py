@@ -21,12 +21,14 @@ from pathlib import Path
 
 import nibabel as nib
 import numpy as np
+from nibabel.affines import apply_affine
 from scipy import ndimage
 
 from medseg.samples.phantom import PRESETS, random_anatomy, random_grid
 from medseg.samples.phantom.anatomy import Anatomy, Tumour
 from medseg.samples.phantom.grid import CtGrid
 from medseg.samples.phantom.render import LIVER, TUMOUR
+from medseg.samples.phantom.shapes import box
 
 CALLED = {"tumour": TUMOUR, "liver": LIVER, "background": 0}
 
@@ -99,7 +101,7 @@ def components(patient: Patient, mask: np.ndarray) -> list[Component]:
     found: dict[int, list[Tumour]] = {}
     for tumour in patient.anatomy.tumours:
         world = np.asarray(tumour.layers[0][0].centre) + np.asarray(grid.offset)
-        voxel = tuple(np.round(to_voxel[:3, :3] @ world + to_voxel[:3, 3]).astype(int))
+        voxel = tuple(np.round(apply_affine(to_voxel, world)).astype(int))
         inside = all(0 <= v < n for v, n in zip(voxel, numbered.shape, strict=True))
         if inside and numbered[voxel]:  # a tumour beyond the scanned slab has no component
             found.setdefault(int(numbered[voxel]), []).append(tumour)
@@ -121,13 +123,17 @@ def components(patient: Patient, mask: np.ndarray) -> list[Component]:
 
 def shells(patient: Patient) -> np.ndarray:
     """``(X, Y, Z)`` the labelled tumour voxels that lie in a rim-enhancing tumour's shell, outside its core."""
-    x, y, z = np.meshgrid(*patient.grid.axes_mm(), indexing="ij", sparse=True)
-    found = np.zeros(patient.label.shape, bool)
+    axes = patient.grid.axes_mm()
+    found = np.zeros(patient.label.shape, bool)  # canonical voxel order until the end
     for t in patient.anatomy.tumours:
-        if t.rim_enhancing:
-            (outline, _), (core, _), *_ = t.layers
-            found |= patient.grid.orient((outline.level(x, y, z) <= 0) & (core.level(x, y, z) > 0))
-    return found & (patient.label == TUMOUR)
+        if not t.rim_enhancing:
+            continue
+        (outline, _), (core, _), *_ = t.layers
+        inside = box(axes, outline.bounds())
+        if inside is not None:  # None: the tumour lies beyond the scanned slab
+            slices, (x, y, z) = inside
+            found[slices] |= (outline.level(x, y, z) <= 0) & (core.level(x, y, z) > 0)
+    return patient.grid.orient(found) & (patient.label == TUMOUR)
 
 
 def blind_to_shells(patient: Patient) -> float | None:
@@ -142,13 +148,9 @@ def blind_to_shells(patient: Patient) -> float | None:
     return 2 * seen / (seen + tumour)
 
 
-def run_components(seed: int, held: Path, masks: Path) -> list[Component]:
-    """Every tumour component of one held-out dataset, with what the masks in ``masks`` call it."""
-    return [
-        row
-        for patient in patients(seed, held)
-        for row in components(patient, np.asarray(nib.load(masks / f"{patient.case}_seg.nii.gz").dataobj))
-    ]
+def read_mask(masks: Path, patient: Patient) -> np.ndarray:
+    """``(X, Y, Z)`` the patient's mask as ``medseg evaluate`` writes it to ``masks``."""
+    return np.asarray(nib.load(masks / f"{patient.case}_seg.nii.gz").dataobj)
 
 
 def summary(rows: list[Component]) -> dict[str, dict[str, float]]:
@@ -170,11 +172,15 @@ def main() -> None:
     parser.add_argument("--run", nargs=3, action="append", required=True, metavar=("SEED", "HELD", "MASKS"))
     parser.add_argument("--shells", action="store_true", help="also each seed's bound blind to rim shells")
     args = parser.parse_args()
-    if args.shells:
-        for seed, held, _ in args.run:
-            bounds = [b for p in patients(int(seed), Path(held)) if (b := blind_to_shells(p)) is not None]
+    rows: list[Component] = []
+    for seed, held, masks in args.run:
+        bounds = []
+        for patient in patients(int(seed), Path(held)):  # one read of each label serves both
+            rows += components(patient, read_mask(Path(masks), patient))
+            if args.shells and (bound := blind_to_shells(patient)) is not None:
+                bounds.append(bound)
+        if args.shells:
             print(f"seed {seed}: tumour Dice {np.mean(bounds):.3f} with every rim shell called liver")
-    rows = [row for seed, held, masks in args.run for row in run_components(int(seed), Path(held), Path(masks))]
     for r in rows:
         called = "  ".join(f"{k} {v:.2f}" for k, v in r.called.items())
         print(f"{r.case}  {'+'.join(r.kinds):<10} {list(r.diameters_mm)!s:<20} {r.ml:7.2f} mL  {called}")
